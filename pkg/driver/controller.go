@@ -1,0 +1,405 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+// xfsMinSize is the smallest volume mkfs.xfs accepts.
+const xfsMinSize = 300 << 20
+
+// ControllerGetCapabilities lists the controller RPCs. In controller mode EXPAND_VOLUME is
+// left out so external-resizer hands expansion to NodeExpandVolume on the owning node.
+func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	caps := []csi.ControllerServiceCapability_RPC_Type{
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+		csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
+		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
+		csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	}
+	if d.mode == ModeNode {
+		caps = append(caps, csi.ControllerServiceCapability_RPC_EXPAND_VOLUME)
+	}
+	out := &csi.ControllerGetCapabilitiesResponse{}
+	for _, c := range caps {
+		out.Capabilities = append(out.Capabilities, &csi.ControllerServiceCapability{
+			Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: c}},
+		})
+	}
+	return out, nil
+}
+
+func (d *Driver) topology() []*csi.Topology {
+	return []*csi.Topology{{Segments: map[string]string{TopologyKey: d.nodeID}}}
+}
+
+// onThisNode reports whether a topology names this node (or names no node at all).
+func (d *Driver) onThisNode(t *csi.Topology) bool {
+	n, ok := t.GetSegments()[TopologyKey]
+	return !ok || n == d.nodeID
+}
+
+// checkAccessibility: the volume can only live on this node, so requirements must allow it.
+func (d *Driver) checkAccessibility(req *csi.TopologyRequirement) error {
+	if req == nil || (len(req.GetRequisite()) == 0 && len(req.GetPreferred()) == 0) {
+		return nil
+	}
+	var names []string
+	for _, t := range append(append([]*csi.Topology{}, req.GetRequisite()...), req.GetPreferred()...) {
+		if d.onThisNode(t) {
+			return nil
+		}
+		names = append(names, t.GetSegments()[TopologyKey])
+	}
+	return status.Errorf(codes.ResourceExhausted, "accessibility requirements name only %v; this driver instance provisions on node %q only", names, d.nodeID)
+}
+
+// validateCapabilities checks that every capability is one this driver serves.
+func validateCapabilities(caps []*csi.VolumeCapability) error {
+	if len(caps) == 0 {
+		return invalid("volume capabilities missing")
+	}
+	for _, c := range caps {
+		if c.GetBlock() == nil && c.GetMount() == nil {
+			return invalid("volume capability needs an access type (mount or block)")
+		}
+		if fs := c.GetMount().GetFsType(); fs != "" && fs != "ext4" && fs != "xfs" {
+			return invalid(fmt.Sprintf("fs_type %q is not supported (ext4, xfs)", fs))
+		}
+		switch c.GetAccessMode().GetMode() {
+		case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+			csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+			csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+			csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
+		default:
+			return invalid(fmt.Sprintf("access mode %v is not supported: local volumes are single-node", c.GetAccessMode().GetMode()))
+		}
+	}
+	return nil
+}
+
+func sizeRequest(r *csi.CapacityRange) (volume.SizeRequest, error) {
+	if r.GetRequiredBytes() < 0 || r.GetLimitBytes() < 0 {
+		return volume.SizeRequest{}, status.Error(codes.InvalidArgument, "capacity range must not be negative")
+	}
+	s := volume.SizeRequest{Required: uint64(r.GetRequiredBytes()), Limit: uint64(r.GetLimitBytes())}
+	if s.Limit != 0 && s.Required > s.Limit {
+		return s, status.Errorf(codes.InvalidArgument, "required_bytes %d exceeds limit_bytes %d", s.Required, s.Limit)
+	}
+	return s, nil
+}
+
+// className picks the device class from the parameters; other localnvme.io/ keys are errors.
+func className(params map[string]string) (string, error) {
+	for k := range params {
+		if strings.HasPrefix(k, "localnvme.io/") && k != ParamDeviceClass {
+			return "", status.Errorf(codes.InvalidArgument, "unknown parameter %q", k)
+		}
+	}
+	return params[ParamDeviceClass], nil
+}
+
+// CreateVolume provisions an LV on this node.
+func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	if req.GetName() == "" {
+		return nil, invalid("name missing")
+	}
+	if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return nil, err
+	}
+	if err := d.checkAccessibility(req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
+	}
+	size, err := sizeRequest(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	class, err := className(req.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.engine.Class(class)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cr := volume.CreateRequest{Name: req.GetName(), Class: c.Name, Size: size}
+	for _, vc := range req.GetVolumeCapabilities() {
+		if m := vc.GetMount(); m != nil && (m.GetFsType() == "xfs" || (m.GetFsType() == "" && c.FSType == "xfs")) {
+			cr.MinSize = xfsMinSize
+		}
+	}
+	if src := req.GetVolumeContentSource(); src != nil {
+		switch {
+		case src.GetSnapshot() != nil:
+			cr.Source = src.GetSnapshot().GetSnapshotId()
+			if _, err := volume.ParseID(cr.Source, volume.KindSnapshot); err != nil {
+				return nil, status.Errorf(codes.NotFound, "source snapshot %q: %v", cr.Source, err)
+			}
+		case src.GetVolume() != nil:
+			cr.Source = src.GetVolume().GetVolumeId()
+			if _, err := volume.ParseID(cr.Source, volume.KindVolume); err != nil {
+				return nil, status.Errorf(codes.NotFound, "source volume %q: %v", cr.Source, err)
+			}
+		default:
+			return nil, invalid("unsupported volume content source")
+		}
+	}
+	v, err := d.engine.Create(ctx, cr)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
+}
+
+func (d *Driver) csiVolume(v *volume.Volume, src *csi.VolumeContentSource) *csi.Volume {
+	if src == nil && v.Source != "" {
+		if pid, err := volume.ParseID(v.Source, ""); err == nil && pid.Kind() == volume.KindSnapshot {
+			src = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: v.Source}}}
+		} else {
+			src = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: v.Source}}}
+		}
+	}
+	return &csi.Volume{
+		VolumeId:           v.ID.String(),
+		CapacityBytes:      int64(v.Size),
+		VolumeContext:      map[string]string{ParamDeviceClass: v.Class.Name},
+		ContentSource:      src,
+		AccessibleTopology: d.topology(),
+	}
+}
+
+// DeleteVolume removes the LV; an unknown ID is already deleted.
+func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if err := d.engine.Delete(ctx, req.GetVolumeId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// ValidateVolumeCapabilities confirms the capabilities this driver serves.
+func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, invalid("volume capabilities missing")
+	}
+	if _, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// page applies CSI pagination over a sorted list of IDs. The token is the ID of the first
+// entry of the next page, so deleting entries between calls never invalidates it.
+func page(ids []string, start string, max int32) (from, to int, next string, err error) {
+	if max < 0 {
+		return 0, 0, "", invalid("max_entries must not be negative")
+	}
+	if start != "" {
+		if _, perr := volume.ParseID(start, ""); perr != nil {
+			return 0, 0, "", status.Errorf(codes.Aborted, "invalid starting_token %q", start)
+		}
+		from = sort.SearchStrings(ids, start)
+	}
+	to = len(ids)
+	if max > 0 && from+int(max) < to {
+		to = from + int(max)
+		next = ids[to]
+	}
+	return from, to, next, nil
+}
+
+// ListVolumes lists this node's volumes.
+func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	vols, err := d.engine.List(ctx, volume.KindVolume)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ids := make([]string, len(vols))
+	for i, v := range vols {
+		ids[i] = v.ID.String()
+	}
+	from, to, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries())
+	if err != nil {
+		return nil, err
+	}
+	out := &csi.ListVolumesResponse{NextToken: next}
+	for _, v := range vols[from:to] {
+		out.Entries = append(out.Entries, &csi.ListVolumesResponse_Entry{Volume: d.csiVolume(v, nil)})
+	}
+	return out, nil
+}
+
+// GetCapacity reports a class's capacity on this node (zero for other nodes' topology).
+func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	if t := req.GetAccessibleTopology(); t != nil && !d.onThisNode(t) {
+		return &csi.GetCapacityResponse{}, nil
+	}
+	if len(req.GetVolumeCapabilities()) > 0 {
+		if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
+			return &csi.GetCapacityResponse{}, nil
+		}
+	}
+	class, err := className(req.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.engine.Class(class)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !c.Ready {
+		return &csi.GetCapacityResponse{}, nil
+	}
+	capy, err := d.engine.Capacity(ctx, c.Name)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.GetCapacityResponse{
+		AvailableCapacity: int64(capy.Available),
+		MaximumVolumeSize: wrapperspb.Int64(int64(capy.MaxVolume)),
+	}, nil
+}
+
+// ControllerExpandVolume grows the LV (node mode only); the node grows the filesystem.
+func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, invalid("capacity_range missing")
+	}
+	if d.mode != ModeNode {
+		return nil, status.Error(codes.Unimplemented, "expansion is done by NodeExpandVolume on the node that holds the volume")
+	}
+	size, err := sizeRequest(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	v, err := d.engine.Expand(ctx, req.GetVolumeId(), size)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.ControllerExpandVolumeResponse{
+		CapacityBytes:         int64(v.Size),
+		NodeExpansionRequired: req.GetVolumeCapability().GetBlock() == nil,
+	}, nil
+}
+
+func csiSnapshot(s *volume.Volume) *csi.Snapshot {
+	return &csi.Snapshot{
+		SnapshotId:     s.ID.String(),
+		SourceVolumeId: s.Source,
+		SizeBytes:      int64(s.Size),
+		CreationTime:   timestamppb.New(s.Created),
+		ReadyToUse:     true,
+	}
+}
+
+// CreateSnapshot snapshots a volume.
+func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	if req.GetName() == "" {
+		return nil, invalid("name missing")
+	}
+	if req.GetSourceVolumeId() == "" {
+		return nil, invalid("source_volume_id missing")
+	}
+	for k := range req.GetParameters() {
+		if strings.HasPrefix(k, "localnvme.io/") {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown snapshot parameter %q", k)
+		}
+	}
+	s, err := d.engine.CreateSnapshot(ctx, req.GetName(), req.GetSourceVolumeId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s)}, nil
+}
+
+// DeleteSnapshot removes a snapshot; an unknown ID is already deleted.
+func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+	if req.GetSnapshotId() == "" {
+		return nil, invalid("snapshot_id missing")
+	}
+	if err := d.engine.DeleteSnapshot(ctx, req.GetSnapshotId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// ListSnapshots lists snapshots, optionally one ID or those of one source volume.
+func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+	snaps, err := d.engine.List(ctx, volume.KindSnapshot)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var ids []string
+	var keep []*volume.Volume
+	for _, s := range snaps {
+		if req.GetSnapshotId() != "" && s.ID.String() != req.GetSnapshotId() {
+			continue
+		}
+		if req.GetSourceVolumeId() != "" && s.Source != req.GetSourceVolumeId() {
+			continue
+		}
+		keep = append(keep, s)
+		ids = append(ids, s.ID.String())
+	}
+	from, to, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries())
+	if err != nil {
+		return nil, err
+	}
+	out := &csi.ListSnapshotsResponse{NextToken: next}
+	for _, s := range keep[from:to] {
+		out.Entries = append(out.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s)})
+	}
+	return out, nil
+}
+
+// GetSnapshot returns one snapshot.
+func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
+	if req.GetSnapshotId() == "" {
+		return nil, invalid("snapshot_id missing")
+	}
+	s, err := d.engine.Resolve(ctx, req.GetSnapshotId(), volume.KindSnapshot)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(s)}, nil
+}
+
+// keysOf is used in messages.
+func keysOf(m map[string]string) string {
+	var ks []string
+	for k, v := range m {
+		ks = append(ks, k+"="+strconv.Quote(v))
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ",")
+}

@@ -1,0 +1,47 @@
+package driver
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+// toStatus is the one place where engine errors become gRPC codes.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, volume.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, volume.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, volume.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, volume.ErrOutOfRange):
+		code = codes.OutOfRange
+	case errors.Is(err, volume.ErrNoSpace):
+		code = codes.ResourceExhausted
+	case errors.Is(err, volume.ErrPrecondition):
+		code = codes.FailedPrecondition
+	case errors.Is(err, volume.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, volume.ErrUnimplemented):
+		code = codes.Unimplemented
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
+}
+
+func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }

@@ -1,0 +1,142 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	mount "k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+)
+
+// Host is the node's OS surface the node service uses: the mount table, mount/unmount,
+// device numbers and filesystem statistics. Contract: every method is safe for concurrent use;
+// paths are absolute; nothing here creates or removes anything except the named mount point
+// (Mount/Unmount) and the empty target created by MakeTarget.
+type Host interface {
+	// MountInfo returns the current mount table (/proc/self/mountinfo).
+	MountInfo() ([]mount.MountInfo, error)
+	// Mount mounts source at target (fstype "" with "bind" in options for bind mounts).
+	Mount(source, target, fstype string, options []string) error
+	// Unmount unmounts target.
+	Unmount(target string) error
+	// DevNumber returns the device number a block device node (or a file bind-mounted from
+	// one) stands for; ok is false when path is not a block device.
+	DevNumber(path string) (major, minor uint32, ok bool, err error)
+	// Statfs returns filesystem usage at path.
+	Statfs(path string) (FSStats, error)
+	// MakeTarget creates a directory (dir=true) or an empty file at path, with parents.
+	MakeTarget(path string, dir bool) error
+	// RemoveTarget removes an unmounted, empty target directory or file (never recursively).
+	RemoveTarget(path string) error
+}
+
+// FSStats is what NodeGetVolumeStats reports for a mounted filesystem.
+type FSStats struct {
+	TotalBytes, AvailableBytes, UsedBytes int64
+	TotalInodes, FreeInodes, UsedInodes   int64
+}
+
+// OSHost is the real Host.
+type OSHost struct {
+	mounter mount.Interface
+	// one mount/unmount at a time per target
+	mu sync.Mutex
+}
+
+// NewOSHost returns a Host backed by the kernel and util-linux mount.
+func NewOSHost(ex utilexec.Interface) *OSHost {
+	_ = ex
+	return &OSHost{mounter: mount.New("")}
+}
+
+// MountInfo implements Host.
+func (h *OSHost) MountInfo() ([]mount.MountInfo, error) {
+	return mount.ParseMountInfo("/proc/self/mountinfo")
+}
+
+// Mount implements Host.
+func (h *OSHost) Mount(source, target, fstype string, options []string) error {
+	return h.mounter.Mount(source, target, fstype, options)
+}
+
+// Unmount implements Host.
+func (h *OSHost) Unmount(target string) error { return h.mounter.Unmount(target) }
+
+// DevNumber implements Host.
+func (h *OSHost) DevNumber(path string) (uint32, uint32, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, 0, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return 0, 0, false, nil
+	}
+	return unix.Major(st.Rdev), unix.Minor(st.Rdev), true, nil
+}
+
+// Statfs implements Host.
+func (h *OSHost) Statfs(path string) (FSStats, error) {
+	var s unix.Statfs_t
+	if err := unix.Statfs(path, &s); err != nil {
+		return FSStats{}, err
+	}
+	bs := int64(s.Bsize)
+	return FSStats{
+		TotalBytes:     int64(s.Blocks) * bs,
+		AvailableBytes: int64(s.Bavail) * bs,
+		UsedBytes:      int64(s.Blocks-s.Bfree) * bs,
+		TotalInodes:    int64(s.Files),
+		FreeInodes:     int64(s.Ffree),
+		UsedInodes:     int64(s.Files - s.Ffree),
+	}, nil
+}
+
+// MakeTarget implements Host.
+func (h *OSHost) MakeTarget(path string, dir bool) error {
+	if dir {
+		return os.MkdirAll(path, 0o750)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// RemoveTarget implements Host.
+func (h *OSHost) RemoveTarget(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// mountAt returns the mount table entry whose mount point is path (the last one wins, as
+// in the kernel), or nil.
+func mountAt(mis []mount.MountInfo, path string) *mount.MountInfo {
+	clean := filepath.Clean(path)
+	var found *mount.MountInfo
+	for i := range mis {
+		if mis[i].MountPoint == clean {
+			found = &mis[i]
+		}
+	}
+	return found
+}
+
+// devString formats a device number as in mountinfo.
+func devString(major, minor int) string { return fmt.Sprintf("%d:%d", major, minor) }
+
+// isDevtmpfs reports whether a mount entry is a bind mount of a device node.
+func isDevtmpfs(mi *mount.MountInfo) bool {
+	return mi.FsType == "devtmpfs" || (mi.FsType == "tmpfs" && strings.HasPrefix(mi.Source, "udev"))
+}

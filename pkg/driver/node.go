@@ -1,0 +1,451 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	mount "k8s.io/mount-utils"
+
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+// NodeGetCapabilities lists the node RPCs. In controller mode only EXPAND_VOLUME is
+// advertised, which is what external-resizer checks to pick its node-only expansion path.
+func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	caps := []csi.NodeServiceCapability_RPC_Type{csi.NodeServiceCapability_RPC_EXPAND_VOLUME}
+	if d.mode == ModeNode {
+		caps = append(caps,
+			csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
+			csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+			csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+			csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
+			csi.NodeServiceCapability_RPC_GET_STORAGE_HEALTH,
+		)
+	}
+	out := &csi.NodeGetCapabilitiesResponse{}
+	for _, c := range caps {
+		out.Capabilities = append(out.Capabilities, &csi.NodeServiceCapability{
+			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: c}},
+		})
+	}
+	return out, nil
+}
+
+// NodeGetInfo names the node and its topology.
+func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	return &csi.NodeGetInfoResponse{NodeId: d.nodeID, AccessibleTopology: d.topology()[0]}, nil
+}
+
+// device returns the LV's device path and number; the LV must be active.
+func (d *Driver) device(v *volume.Volume) (string, string, error) {
+	dev := v.DevicePath()
+	maj, min, ok, err := d.host.DevNumber(dev)
+	if err != nil || !ok {
+		return "", "", fmt.Errorf("%w: device %s of volume %s is not available (err=%v)", volume.ErrPrecondition, dev, v.ID, err)
+	}
+	return dev, devString(int(maj), int(min)), nil
+}
+
+// NodeStageVolume verifies the volume is the very LV its ID names, formats it only if it was
+// never formatted and is provably blank, verifies a recorded filesystem, and mounts it.
+func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	id, staging, vc := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
+	switch {
+	case id == "":
+		return nil, invalid("volume_id missing")
+	case staging == "":
+		return nil, invalid("staging_target_path missing")
+	case vc == nil:
+		return nil, invalid("volume_capability missing")
+	}
+	if err := validateCapabilities([]*csi.VolumeCapability{vc}); err != nil {
+		return nil, err
+	}
+	defer d.locks.Lock(id)()
+	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if v.Copying {
+		return nil, status.Errorf(codes.Unavailable, "volume %s is a clone whose block copy has not completed", id)
+	}
+	if err := d.engine.Activate(ctx, v); err != nil {
+		return nil, toStatus(err)
+	}
+	dev, devNum, err := d.device(v)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if vc.GetBlock() != nil {
+		// Raw block: nothing to mount; NodePublish bind-mounts the device node.
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+	fsType := vc.GetMount().GetFsType()
+	if fsType == "" {
+		fsType = v.FSType
+	}
+	if fsType == "" {
+		fsType = v.Class.FSType
+	}
+	if v.FSType != "" && v.FSType != fsType {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s holds a %s filesystem, the capability asks for %s", id, v.FSType, fsType)
+	}
+	mis, err := d.host.MountInfo()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "reading mount table: %v", err)
+	}
+	if mi := mountAt(mis, staging); mi != nil {
+		if devString(mi.Major, mi.Minor) == devNum {
+			return &csi.NodeStageVolumeResponse{}, nil // already staged
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "staging path %s already has device %d:%d mounted, not volume %s (%s)", staging, mi.Major, mi.Minor, id, devNum)
+	}
+	if err := d.ensureFilesystem(ctx, v, dev, fsType); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := d.host.MakeTarget(staging, true); err != nil {
+		return nil, status.Errorf(codes.Internal, "creating staging path: %v", err)
+	}
+	if err := d.host.Mount(dev, staging, fsType, mountOptions(fsType, vc.GetMount().GetMountFlags(), false)); err != nil {
+		return nil, status.Errorf(codes.Internal, "mounting %s at %s: %v", dev, staging, err)
+	}
+	klog.FromContext(ctx).Info("Volume staged", "volumeID", id, "device", dev, "fsType", fsType, "path", staging)
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// ensureFilesystem makes sure dev holds the volume's filesystem:
+//   - recorded (tags have a UUID): the device must show exactly that type and UUID;
+//   - not recorded, device blank (blkid exit 2): mkfs, then record type and UUID;
+//   - not recorded, our own interrupted mkfs (intent tag, same type): record it;
+//   - anything else, or a probe that failed: refuse, never format.
+func (d *Driver) ensureFilesystem(ctx context.Context, v *volume.Volume, dev, fsType string) error {
+	kv, found, err := d.prober.Signature(ctx, dev)
+	if err != nil {
+		return fmt.Errorf("probing %s for a filesystem failed, refusing to format it: %w", dev, err)
+	}
+	if v.FSUUID != "" {
+		if !found {
+			return fmt.Errorf("%w: volume %s was formatted %s (UUID %s) but %s now shows no filesystem; refusing to format it again", volume.ErrPrecondition, v.ID, v.FSType, v.FSUUID, dev)
+		}
+		if kv["TYPE"] != v.FSType || kv["UUID"] != v.FSUUID {
+			return fmt.Errorf("%w: volume %s was formatted %s (UUID %s) but %s shows %s (UUID %s); refusing to mount a different filesystem", volume.ErrPrecondition, v.ID, v.FSType, v.FSUUID, dev, kv["TYPE"], kv["UUID"])
+		}
+		return nil
+	}
+	if found {
+		if v.Formatting == fsType && kv["TYPE"] == fsType && kv["UUID"] != "" {
+			klog.FromContext(ctx).Info("Recording the filesystem of an interrupted format", "volumeID", v.ID, "uuid", kv["UUID"])
+			return d.engine.RecordFilesystem(ctx, v, fsType, kv["UUID"])
+		}
+		return fmt.Errorf("%w: volume %s was never formatted by localnvme but %s holds a signature (%s); refusing to format or mount it", volume.ErrPrecondition, v.ID, dev, sigString(kv))
+	}
+	if err := d.engine.MarkFormatting(ctx, v, fsType); err != nil {
+		return err
+	}
+	if err := d.fs.format(ctx, fsType, dev); err != nil {
+		return err
+	}
+	kv, found, err = d.prober.Signature(ctx, dev)
+	if err != nil || !found || kv["TYPE"] != fsType || kv["UUID"] == "" {
+		return fmt.Errorf("after mkfs.%s, %s shows %s (found=%v, err=%v)", fsType, dev, sigString(kv), found, err)
+	}
+	return d.engine.RecordFilesystem(ctx, v, fsType, kv["UUID"])
+}
+
+func sigString(kv map[string]string) string {
+	s := ""
+	for _, k := range []string{"TYPE", "PTTYPE", "UUID", "LABEL"} {
+		if kv[k] != "" {
+			s += fmt.Sprintf("%s=%q ", k, kv[k])
+		}
+	}
+	if s == "" {
+		return "no signature"
+	}
+	return s[:len(s)-1]
+}
+
+// NodeUnstageVolume unmounts the staging path. The directory itself belongs to kubelet.
+func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if req.GetStagingTargetPath() == "" {
+		return nil, invalid("staging_target_path missing")
+	}
+	defer d.locks.Lock(req.GetVolumeId())()
+	if err := d.unmountAll(req.GetStagingTargetPath()); err != nil {
+		return nil, status.Errorf(codes.Internal, "unmounting %s: %v", req.GetStagingTargetPath(), err)
+	}
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// unmountAll unmounts every mount stacked on path.
+func (d *Driver) unmountAll(path string) error {
+	for i := 0; i < 8; i++ {
+		mis, err := d.host.MountInfo()
+		if err != nil {
+			return err
+		}
+		if mountAt(mis, path) == nil {
+			return nil
+		}
+		if err := d.host.Unmount(path); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s is still mounted after 8 unmounts", path)
+}
+
+// publishedAt lists the mount points other than staging where the device is mounted:
+// bind mounts of its filesystem and bind mounts of its device node.
+func (d *Driver) publishedAt(mis []mount.MountInfo, devNum, staging string) []string {
+	var out []string
+	for i := range mis {
+		mi := &mis[i]
+		switch {
+		case devString(mi.Major, mi.Minor) == devNum:
+			if mi.MountPoint != staging {
+				out = append(out, mi.MountPoint)
+			}
+		case isDevtmpfs(mi):
+			if maj, min, ok, err := d.host.DevNumber(mi.MountPoint); err == nil && ok && devString(int(maj), int(min)) == devNum {
+				out = append(out, mi.MountPoint)
+			}
+		}
+	}
+	return out
+}
+
+// NodePublishVolume bind-mounts the staged filesystem (or the device node) at the target.
+func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	id, target, staging, vc := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath(), req.GetVolumeCapability()
+	switch {
+	case id == "":
+		return nil, invalid("volume_id missing")
+	case target == "":
+		return nil, invalid("target_path missing")
+	case vc == nil:
+		return nil, invalid("volume_capability missing")
+	case staging == "":
+		return nil, invalid("staging_target_path missing (the volume must be staged first)")
+	}
+	if err := validateCapabilities([]*csi.VolumeCapability{vc}); err != nil {
+		return nil, err
+	}
+	defer d.locks.Lock(id)()
+	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	dev, devNum, err := d.device(v)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	mis, err := d.host.MountInfo()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "reading mount table: %v", err)
+	}
+	block := vc.GetBlock() != nil
+	if mi := mountAt(mis, target); mi != nil {
+		if devString(mi.Major, mi.Minor) == devNum {
+			return &csi.NodePublishVolumeResponse{}, nil
+		}
+		if maj, min, ok, err := d.host.DevNumber(target); err == nil && ok && devString(int(maj), int(min)) == devNum {
+			return &csi.NodePublishVolumeResponse{}, nil
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "target %s already has something else mounted (%d:%d %s)", target, mi.Major, mi.Minor, mi.Root)
+	}
+	if vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		if others := d.publishedAt(mis, devNum, staging); len(others) > 0 {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %v", id, others)
+		}
+	}
+	opts := []string{"bind"}
+	if req.GetReadonly() {
+		opts = append(opts, "ro")
+	}
+	if block {
+		if err := d.host.MakeTarget(target, false); err != nil {
+			return nil, status.Errorf(codes.Internal, "creating target file: %v", err)
+		}
+		if err := d.host.Mount(dev, target, "", opts); err != nil {
+			return nil, status.Errorf(codes.Internal, "bind-mounting %s at %s: %v", dev, target, err)
+		}
+	} else {
+		st := mountAt(mis, staging)
+		if st == nil || devString(st.Major, st.Minor) != devNum {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged at %s", id, staging)
+		}
+		if err := d.host.MakeTarget(target, true); err != nil {
+			return nil, status.Errorf(codes.Internal, "creating target directory: %v", err)
+		}
+		if err := d.host.Mount(staging, target, "", opts); err != nil {
+			return nil, status.Errorf(codes.Internal, "bind-mounting %s at %s: %v", staging, target, err)
+		}
+	}
+	klog.FromContext(ctx).Info("Volume published", "volumeID", id, "target", target, "block", block, "readonly", req.GetReadonly())
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// NodeUnpublishVolume unmounts the target and removes it (never recursively).
+func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if req.GetTargetPath() == "" {
+		return nil, invalid("target_path missing")
+	}
+	defer d.locks.Lock(req.GetVolumeId())()
+	if err := d.unmountAll(req.GetTargetPath()); err != nil {
+		return nil, status.Errorf(codes.Internal, "unmounting %s: %v", req.GetTargetPath(), err)
+	}
+	if err := d.host.RemoveTarget(req.GetTargetPath()); err != nil {
+		return nil, status.Errorf(codes.Internal, "removing %s: %v", req.GetTargetPath(), err)
+	}
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// mountedVolume checks that path is where v is published or staged, and says whether it is a
+// block target.
+func (d *Driver) mountedVolume(v *volume.Volume, path string) (block bool, err error) {
+	_, devNum, err := d.device(v)
+	if err != nil {
+		return false, status.Errorf(codes.NotFound, "volume %s is not active on this node", v.ID)
+	}
+	if maj, min, ok, err := d.host.DevNumber(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, status.Errorf(codes.NotFound, "path %s does not exist", path)
+		}
+		return false, status.Errorf(codes.Internal, "stat %s: %v", path, err)
+	} else if ok {
+		if devString(int(maj), int(min)) != devNum {
+			return false, status.Errorf(codes.NotFound, "%s is not the device of volume %s", path, v.ID)
+		}
+		return true, nil
+	}
+	mis, err := d.host.MountInfo()
+	if err != nil {
+		return false, status.Errorf(codes.Internal, "reading mount table: %v", err)
+	}
+	mi := mountAt(mis, path)
+	if mi == nil || devString(mi.Major, mi.Minor) != devNum {
+		return false, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", v.ID, path)
+	}
+	return false, nil
+}
+
+// NodeGetVolumeStats reports bytes and inodes of a mounted volume, or bytes of a block one.
+func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if req.GetVolumePath() == "" {
+		return nil, invalid("volume_path missing")
+	}
+	v, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	block, err := d.mountedVolume(v, req.GetVolumePath())
+	if err != nil {
+		return nil, err
+	}
+	if block {
+		return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: int64(v.Size)}}}, nil
+	}
+	st, err := d.host.Statfs(req.GetVolumePath())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "statfs %s: %v", req.GetVolumePath(), err)
+	}
+	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
+		{Unit: csi.VolumeUsage_BYTES, Total: st.TotalBytes, Available: st.AvailableBytes, Used: st.UsedBytes},
+		{Unit: csi.VolumeUsage_INODES, Total: st.TotalInodes, Available: st.FreeInodes, Used: st.UsedInodes},
+	}}, nil
+}
+
+// NodeExpandVolume grows the LV if the controller did not already, then the filesystem.
+func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+	id, path := req.GetVolumeId(), req.GetVolumePath()
+	if id == "" {
+		return nil, invalid("volume_id missing")
+	}
+	if path == "" {
+		return nil, invalid("volume_path missing")
+	}
+	size, err := sizeRequest(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	defer d.locks.Lock(id)()
+	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	block, err := d.mountedVolume(v, path)
+	if err != nil {
+		return nil, err
+	}
+	if size.Required > v.Size {
+		if v, err = d.engine.Expand(ctx, id, size); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	if !block && req.GetVolumeCapability().GetBlock() == nil {
+		if err := d.fs.resize(v.DevicePath(), path); err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+		klog.FromContext(ctx).Info("Filesystem grown", "volumeID", id, "bytes", v.Size, "path", path)
+	}
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
+}
+
+func volumeHealthEntries(conds []volume.Condition) []*csi.VolumeHealth_VolumeHealthEntry {
+	var out []*csi.VolumeHealth_VolumeHealthEntry
+	for _, c := range conds {
+		st := csi.VolumeHealthErrorType_DEGRADED
+		if c.Unreachable {
+			st = csi.VolumeHealthErrorType_INACCESSIBLE
+		}
+		out = append(out, &csi.VolumeHealth_VolumeHealthEntry{Status: st, Reason: c.Reason, Message: c.Message})
+	}
+	return out
+}
+
+// NodeGetVolumeHealth reports LV presence and identity, its VG's PVs and its thin pool.
+func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume_id missing")
+	}
+	conds, err := d.engine.VolumeHealth(ctx, req.GetVolumeId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{
+		VolumeId:       req.GetVolumeId(),
+		HealthStatuses: volumeHealthEntries(conds),
+	}}, nil
+}
+
+// NodeGetStorageHealth reports each device class's adverse conditions.
+func (d *Driver) NodeGetStorageHealth(ctx context.Context, _ *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
+	out := &csi.NodeGetStorageHealthResponse{}
+	for _, c := range d.engine.Classes() {
+		for _, cond := range d.engine.ClassHealth(ctx, c) {
+			st := csi.StorageHealthErrorType_STORAGE_DEGRADED
+			if cond.Unreachable {
+				st = csi.StorageHealthErrorType_STORAGE_UNREACHABLE
+			}
+			out.BackendHealth = append(out.BackendHealth, &csi.NodeGetStorageHealthResponse_StorageBackendHealth{
+				Status: st, Reason: cond.Reason, Message: fmt.Sprintf("device class %s: %s", c.Name, cond.Message),
+			})
+		}
+	}
+	return out, nil
+}

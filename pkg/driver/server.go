@@ -1,0 +1,149 @@
+// Package driver is the CSI gRPC service layer: one file per CSI service (identity.go,
+// controller.go, node.go). It validates requests, calls the volume engine and the node's
+// mount/format helpers, and picks gRPC codes in one place (errors.go).
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/kubernetes-csi/csi-lib-utils/protosanitizer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/disk"
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+// Names the driver answers to.
+const (
+	DriverName  = "localnvme.io"
+	TopologyKey = "localnvme.io/node"
+	// ParamDeviceClass selects the device class in StorageClass parameters.
+	ParamDeviceClass = "localnvme.io/device-class"
+)
+
+// Mode selects which services the socket serves.
+type Mode string
+
+// Modes.
+const (
+	// ModeNode serves Identity, Controller (with EXPAND_VOLUME) and Node for the local node.
+	ModeNode Mode = "node"
+	// ModeController serves Identity and a Controller without EXPAND_VOLUME plus
+	// NodeGetCapabilities(EXPAND_VOLUME), so external-resizer takes its trivial path.
+	ModeController Mode = "controller"
+)
+
+// Options configure a Driver.
+type Options struct {
+	NodeID  string
+	Version string
+	Mode    Mode
+	Engine  *volume.Engine
+	Host    Host
+	Exec    utilexec.Interface
+	Prober  *disk.Prober
+}
+
+// Driver implements the CSI services.
+type Driver struct {
+	csi.UnimplementedIdentityServer
+	csi.UnimplementedControllerServer
+	csi.UnimplementedNodeServer
+
+	nodeID  string
+	version string
+	mode    Mode
+	engine  *volume.Engine
+	host    Host
+	exec    utilexec.Interface
+	prober  *disk.Prober
+	fs      *filesystems
+	locks   volume.KeyLocks
+	ready   atomic.Bool
+}
+
+// New returns a driver.
+func New(o Options) (*Driver, error) {
+	if o.Version == "" {
+		return nil, errors.New("driver version must be set (build with -ldflags -X)")
+	}
+	if o.NodeID == "" {
+		return nil, errors.New("node ID must be set")
+	}
+	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober}
+	d.fs = &filesystems{exec: o.Exec}
+	return d, nil
+}
+
+// SetReady marks the driver ready for Probe.
+func (d *Driver) SetReady(r bool) { d.ready.Store(r) }
+
+// Serve listens on endpoint (unix:///path or a path) until ctx ends.
+func (d *Driver) Serve(ctx context.Context, endpoint string) error {
+	path := strings.TrimPrefix(endpoint, "unix://")
+	if u, err := url.Parse(endpoint); err == nil && u.Scheme == "unix" {
+		path = u.Path
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("%s exists and is not a socket; refusing to remove it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("removing stale socket: %w", err)
+		}
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", path, err)
+	}
+	srv := d.GRPCServer(klog.FromContext(ctx))
+	go func() {
+		<-ctx.Done()
+		srv.GracefulStop()
+	}()
+	klog.FromContext(ctx).Info("Serving CSI", "endpoint", path, "mode", d.mode, "node", d.nodeID, "version", d.version)
+	return srv.Serve(lis)
+}
+
+// GRPCServer returns a server with the services for the driver's mode registered.
+func (d *Driver) GRPCServer(logger klog.Logger) *grpc.Server {
+	srv := grpc.NewServer(grpc.UnaryInterceptor(logInterceptor(logger)))
+	csi.RegisterIdentityServer(srv, d)
+	csi.RegisterControllerServer(srv, d)
+	csi.RegisterNodeServer(srv, d)
+	return srv
+}
+
+// logInterceptor gives every call a contextual logger and logs request (secrets stripped),
+// outcome and duration.
+func logInterceptor(base klog.Logger) grpc.UnaryServerInterceptor {
+	var seq atomic.Uint64
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+		logger := base.WithValues("rpc", method, "call", seq.Add(1))
+		ctx = klog.NewContext(ctx, logger)
+		start := time.Now()
+		logger.V(4).Info("Request", "request", protosanitizer.StripSecrets(req))
+		resp, err := handler(ctx, req)
+		if err != nil {
+			st, _ := status.FromError(err)
+			logger.Info("Failed", "code", st.Code().String(), "error", st.Message(), "duration", time.Since(start))
+		} else {
+			logger.V(2).Info("Done", "duration", time.Since(start))
+			logger.V(5).Info("Response", "response", protosanitizer.StripSecrets(resp))
+		}
+		return resp, err
+	}
+}

@@ -1,0 +1,297 @@
+package lvm
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// reportJSON returns a minimal fullreport with one VG whose free size marks
+// the "version" of the state.
+func reportJSON(free string) string {
+	return `{"report":[{"vg":[{"vg_name":"vg","vg_free":"` + free + `"}]}]}`
+}
+
+func freeOf(t *testing.T, r *Report) string {
+	t.Helper()
+	if r == nil || len(r.VGs) != 1 {
+		t.Fatalf("unexpected report %+v", r)
+	}
+	switch r.VGs[0].Free {
+	case 1:
+		return "old"
+	case 2:
+		return "new"
+	case 3:
+		return "newer"
+	}
+	return "?"
+}
+
+func TestReportCached(t *testing.T) {
+	f := newFake(t, result{stdout: reportJSON("1")})
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	r1, err := c.Report(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := c.Report(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.calls() != 1 {
+		t.Fatalf("want 1 exec, got %d", f.calls())
+	}
+	// Callers get private copies.
+	r1.VGs[0].Name = "changed"
+	r1.VGs = nil
+	_ = r2
+	r3, _ := c.Report(ctx)
+	if r3.VGs[0].Name != "vg" {
+		t.Errorf("cached report was modified through a returned copy: %+v", r3)
+	}
+}
+
+func TestMutationInvalidates(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		name := "success"
+		if fail {
+			name = "failure"
+		}
+		t.Run(name, func(t *testing.T) {
+			mut := result{}
+			if fail {
+				mut = result{exit: 5, stderr: `  Failed to find logical volume "vg/lv"`}
+			}
+			f := newFake(t, result{stdout: reportJSON("1")}, mut, result{stdout: reportJSON("2")})
+			c := New(f.fe, Options{})
+			ctx := context.Background()
+			r, err := c.Report(ctx)
+			if err != nil || freeOf(t, r) != "old" {
+				t.Fatal(r, err)
+			}
+			err = c.RemoveLV(ctx, "vg", "lv")
+			if fail != (err != nil) {
+				t.Fatalf("RemoveLV: %v", err)
+			}
+			r, err = c.Report(ctx)
+			if err != nil || freeOf(t, r) != "new" {
+				t.Fatal(r, err)
+			}
+			if _, err := c.Report(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if f.calls() != 3 {
+				t.Fatalf("want 3 execs, got %d", f.calls())
+			}
+		})
+	}
+}
+
+func TestInvalidate(t *testing.T) {
+	f := newFake(t, result{stdout: reportJSON("1")}, result{stdout: reportJSON("2")})
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	if _, err := c.Report(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Invalidate()
+	r, err := c.Report(ctx)
+	if err != nil || freeOf(t, r) != "new" || f.calls() != 2 {
+		t.Fatal(r, err, f.calls())
+	}
+}
+
+func TestReportErrorNotCached(t *testing.T) {
+	f := newFake(t,
+		result{exit: 5, stderr: "  Volume group \"vg\" not found"},
+		result{stdout: "garbage"},
+		result{stdout: reportJSON("1")})
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	if _, err := c.Report(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if _, err := c.Report(ctx); err == nil {
+		t.Fatal("want parse error")
+	}
+	if r, err := c.Report(ctx); err != nil || freeOf(t, r) != "old" {
+		t.Fatal(r, err)
+	}
+	if f.calls() != 3 {
+		t.Fatalf("want 3 execs, got %d", f.calls())
+	}
+}
+
+func waitChan(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// waitWaiters waits until n Report calls use the current flight.
+func waitWaiters(t *testing.T, c *Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := 0
+		if c.flight != nil {
+			got = c.flight.waiters
+		}
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d callers joined the refresh", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConcurrentReportsShareOneExec(t *testing.T) {
+	const n = 20
+	block := make(chan struct{})
+	f := newFake(t, result{stdout: reportJSON("1"), block: block})
+	c := New(f.fe, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.Report(context.Background())
+			if err == nil && (len(r.VGs) != 1 || r.VGs[0].Free != 1) {
+				err = errors.New("wrong report")
+			}
+			errs <- err
+		}()
+	}
+	waitWaiters(t, c, n)
+	close(block)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if f.calls() != 1 {
+		t.Fatalf("want 1 exec, got %d", f.calls())
+	}
+}
+
+// A refresh that started before a mutation completed must not repopulate the
+// cache, and callers arriving after the mutation must not join it.
+func TestStaleRefreshNotCached(t *testing.T) {
+	staleStarted, staleBlock := make(chan struct{}), make(chan struct{})
+	freshStarted, freshBlock := make(chan struct{}), make(chan struct{})
+	f := newFake(t,
+		result{stdout: reportJSON("1"), started: staleStarted, block: staleBlock}, // refresh #1 (old state)
+		result{}, // mutation
+		result{stdout: reportJSON("2"), started: freshStarted, block: freshBlock}, // refresh #2
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+
+	type res struct {
+		r   *Report
+		err error
+	}
+	first := make(chan res, 1)
+	go func() { r, err := c.Report(ctx); first <- res{r, err} }()
+	waitChan(t, staleStarted, "first refresh")
+
+	if err := c.ExtendLV(ctx, "vg", "lv", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+
+	second := make(chan res, 1)
+	go func() { r, err := c.Report(ctx); second <- res{r, err} }()
+	waitChan(t, freshStarted, "a new refresh (must not join the stale one)")
+
+	// Let the fresh refresh finish first, then the stale one.
+	close(freshBlock)
+	s := <-second
+	if s.err != nil || freeOf(t, s.r) != "new" {
+		t.Fatalf("second Report: %+v %v", s.r, s.err)
+	}
+	close(staleBlock)
+	fr := <-first
+	if fr.err != nil || freeOf(t, fr.r) != "old" {
+		t.Fatalf("first Report: %+v %v", fr.r, fr.err)
+	}
+
+	// The cache holds the fresh state; no further exec (none is scripted).
+	r, err := c.Report(ctx)
+	if err != nil || freeOf(t, r) != "new" {
+		t.Fatalf("third Report: %+v %v", r, err)
+	}
+	if f.calls() != 3 {
+		t.Fatalf("want 3 execs, got %d", f.calls())
+	}
+}
+
+// Same, but the stale refresh completes while no other refresh is running.
+func TestStaleRefreshCompletingAlone(t *testing.T) {
+	started, block := make(chan struct{}), make(chan struct{})
+	f := newFake(t,
+		result{stdout: reportJSON("1"), started: started, block: block},
+		result{},
+		result{stdout: reportJSON("2")},
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := c.Report(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitChan(t, started, "refresh")
+	if err := c.Deactivate(ctx, "vg", "lv"); err != nil {
+		t.Fatal(err)
+	}
+	close(block)
+	<-done
+	r, err := c.Report(ctx)
+	if err != nil || freeOf(t, r) != "new" {
+		t.Fatalf("Report after mutation returned %+v %v", r, err)
+	}
+}
+
+func TestReportContextCancel(t *testing.T) {
+	started, block := make(chan struct{}), make(chan struct{})
+	f := newFake(t, result{stdout: reportJSON("1"), started: started, block: block})
+	c := New(f.fe, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := c.Report(ctx); errc <- err }()
+	waitChan(t, started, "refresh")
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	// The refresh keeps running for other callers and fills the cache.
+	other := make(chan error, 1)
+	go func() { _, err := c.Report(context.Background()); other <- err }()
+	waitWaiters(t, c, 2)
+	close(block)
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Report(context.Background()); err != nil || freeOf(t, r) != "old" {
+		t.Fatal(r, err)
+	}
+	if f.calls() != 1 {
+		t.Fatalf("want 1 exec, got %d", f.calls())
+	}
+}

@@ -1,0 +1,264 @@
+// Package lvm runs LVM2 commands through k8s.io/utils/exec and parses their
+// JSON reports.
+//
+// All commands are executed as `lvm <subcommand> [--config X] args...` with
+// LC_ALL=C so that messages (used for error classification) are stable.
+// Reads go through a single cached `lvm fullreport` which every mutation
+// invalidates.
+package lvm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
+)
+
+// Options configure a Client.
+type Options struct {
+	LVMPath string // default "lvm"
+	Config  string // if non-empty, passed to every command as --config <Config>
+}
+
+// DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
+const DefaultLVMPath = "lvm"
+
+// Client runs lvm commands. It caches one Report and invalidates it on every
+// mutation. A Client is safe for concurrent use.
+type Client struct {
+	ex   utilexec.Interface
+	opts Options
+
+	mu     sync.Mutex
+	gen    uint64  // bumped by every invalidation
+	cache  *Report // valid report for generation gen, or nil
+	flight *flight // refresh in progress, or nil
+}
+
+// flight is one in-progress refresh shared by concurrent Report callers.
+type flight struct {
+	done chan struct{}
+	gen  uint64 // generation the refresh was started in
+	// waiters counts the Report calls that used this flight (for tests).
+	waiters int
+	rep     *Report
+	err     error
+}
+
+// New returns a Client executing lvm through ex.
+func New(ex utilexec.Interface, o Options) *Client {
+	if o.LVMPath == "" {
+		o.LVMPath = DefaultLVMPath
+	}
+	return &Client{ex: ex, opts: o}
+}
+
+// Invalidate drops the cached report. A refresh already in flight will not
+// populate the cache.
+func (c *Client) Invalidate() {
+	c.mu.Lock()
+	c.gen++
+	c.cache = nil
+	c.mu.Unlock()
+}
+
+// Report returns the (cached) state of all VGs, PVs (including orphans) and
+// visible LVs. The returned Report is a private copy the caller may modify.
+//
+// Concurrent callers share one in-flight refresh. A refresh started before an
+// Invalidate (i.e. before a mutation completed) is delivered to the callers
+// that were already waiting for it but never cached; callers arriving after
+// the invalidation start a new refresh. The refresh is not cancelled when a
+// caller's ctx is; the caller just stops waiting.
+func (c *Client) Report(ctx context.Context) (*Report, error) {
+	c.mu.Lock()
+	if c.cache != nil {
+		r := c.cache.Clone()
+		c.mu.Unlock()
+		return r, nil
+	}
+	f := c.flight
+	if f == nil || f.gen != c.gen {
+		f = &flight{done: make(chan struct{}), gen: c.gen}
+		c.flight = f
+		go c.refresh(context.WithoutCancel(ctx), f)
+	}
+	f.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return nil, f.err
+		}
+		return f.rep.Clone(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) refresh(ctx context.Context, f *flight) {
+	rep, err := c.loadReport(ctx)
+	c.mu.Lock()
+	if c.flight == f {
+		c.flight = nil
+	}
+	if err == nil && f.gen == c.gen {
+		c.cache = rep
+	}
+	f.rep, f.err = rep, err
+	c.mu.Unlock()
+	close(f.done)
+}
+
+func (c *Client) loadReport(ctx context.Context) (*Report, error) {
+	out, err := c.run(ctx, false, "fullreport", fullReportArgs()...)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := ParseFullReport(out)
+	if err != nil {
+		return nil, fmt.Errorf("parse lvm fullreport output: %w", err)
+	}
+	return rep, nil
+}
+
+// Sentinel error kinds, see Error.Kind.
+var (
+	ErrNotFound          = errors.New("lvm: not found")
+	ErrAlreadyExists     = errors.New("lvm: already exists")
+	ErrInsufficientSpace = errors.New("lvm: insufficient space")
+)
+
+// ErrInvalidArgument is returned (wrapped, not as *Error) when a mutation is
+// called with an argument that is rejected before running lvm.
+var ErrInvalidArgument = errors.New("lvm: invalid argument")
+
+// Error is a failed lvm command.
+type Error struct {
+	Args     []string // arguments after the lvm binary, starting with the subcommand
+	ExitCode int      // -1 if the command did not exit normally (e.g. could not be started)
+	Stderr   string
+	Kind     error // one of the sentinel errors above, or nil
+
+	cause error // underlying exec error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lvm %s failed", strings.Join(e.Args, " "))
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
+	} else if e.cause != nil {
+		fmt.Fprintf(&b, ": %v", e.cause)
+	}
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		b.WriteString(": ")
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// Unwrap returns Kind, so errors.Is(err, ErrNotFound) works. When Kind is nil
+// it returns the underlying exec error, if any.
+func (e *Error) Unwrap() error {
+	if e.Kind != nil {
+		return e.Kind
+	}
+	return e.cause
+}
+
+// errorPatterns map lower-cased stderr fragments to kinds; first match wins.
+var errorPatterns = []struct {
+	kind    error
+	substrs []string
+}{
+	{ErrInsufficientSpace, []string{
+		"insufficient free space",
+		"insufficient suitable allocatable extents",
+		"insufficient free extents",
+		"free space in thin pool",
+	}},
+	{ErrAlreadyExists, []string{"already exists"}},
+	{ErrNotFound, []string{
+		"not found",
+		"failed to find",
+		"no device found",
+	}},
+}
+
+// ClassifyStderr returns the error kind for an lvm stderr text, or nil.
+// Lines starting with "WARNING:" are ignored: lvm prints e.g. "WARNING:
+// Device for PV ... not found" for unrelated missing devices.
+func ClassifyStderr(stderr string) error {
+	var relevant []string
+	for _, line := range strings.Split(stderr, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "WARNING:") {
+			continue
+		}
+		relevant = append(relevant, strings.ToLower(line))
+	}
+	text := strings.Join(relevant, "\n")
+	for _, p := range errorPatterns {
+		for _, s := range p.substrs {
+			if strings.Contains(text, s) {
+				return p.kind
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Client) argv(sub string, args []string) []string {
+	a := make([]string, 0, len(args)+3)
+	a = append(a, sub)
+	if c.opts.Config != "" {
+		a = append(a, "--config", c.opts.Config)
+	}
+	return append(a, args...)
+}
+
+// run executes `lvm sub [--config X] args...` and returns stdout.
+func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...string) ([]byte, error) {
+	argv := c.argv(sub, args)
+	cmd := c.ex.Command(c.opts.LVMPath, argv...)
+	cmd.SetEnv(append(os.Environ(), "LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1"))
+	var stdout, stderr bytes.Buffer
+	cmd.SetStdout(&stdout)
+	cmd.SetStderr(&stderr)
+
+	level := 4
+	if mutation {
+		level = 2
+	}
+	logger := klog.FromContext(ctx).V(level)
+
+	start := time.Now()
+	err := cmd.Run()
+	dur := time.Since(start)
+	if err == nil {
+		kv := []any{"args", argv, "duration", dur}
+		if s := strings.TrimSpace(stderr.String()); s != "" {
+			kv = append(kv, "stderr", s)
+		}
+		logger.Info("lvm command succeeded", kv...)
+		return stdout.Bytes(), nil
+	}
+
+	lerr := &Error{Args: argv, ExitCode: -1, Stderr: strings.TrimSpace(stderr.String()), cause: err}
+	var ee utilexec.ExitError
+	if errors.As(err, &ee) {
+		lerr.ExitCode = ee.ExitStatus()
+		lerr.Kind = ClassifyStderr(lerr.Stderr)
+	}
+	logger.Info("lvm command failed", "args", argv, "duration", dur, "exitCode", lerr.ExitCode, "stderr", lerr.Stderr, "err", err)
+	return stdout.Bytes(), lerr
+}

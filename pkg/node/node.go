@@ -1,0 +1,68 @@
+// Package node wires the node plugin together: config → LVM client, disk discovery → volume
+// engine → CSI driver. The command and the in-VM tests build the node the same way.
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/config"
+	"github.com/localnvme/localnvme/pkg/disk"
+	"github.com/localnvme/localnvme/pkg/driver"
+	"github.com/localnvme/localnvme/pkg/lvm"
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+// Options configure a node plugin.
+type Options struct {
+	NodeID  string
+	Version string
+	Config  *config.Config
+	// LVMConfig is passed to every lvm command as --config (e.g. to turn udev sync off
+	// inside a container).
+	LVMConfig string
+	// SysRoot and DevRoot default to /sys and /dev.
+	SysRoot, DevRoot string
+}
+
+// disks joins discovery and the emptiness probe.
+type disks struct {
+	disk.Discoverer
+	*disk.Prober
+}
+
+// Node is a built node plugin.
+type Node struct {
+	Driver *driver.Driver
+	Engine *volume.Engine
+	LVM    *lvm.Client
+}
+
+// Build creates the node plugin and sets up its device classes (adopting provably empty
+// devices, refusing classes whose devices are not). The driver is marked ready.
+func Build(ctx context.Context, o Options) (*Node, error) {
+	ex := utilexec.New()
+	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig})
+	prober := &disk.Prober{Exec: ex}
+	eng := volume.New(l, disks{Discoverer: disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot}, Prober: prober}, volume.FileCopier{}, o.Config)
+	eng.Setup(ctx)
+	d, err := driver.New(driver.Options{
+		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
+		Engine: eng, Host: driver.NewOSHost(ex), Exec: ex, Prober: prober,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating driver: %w", err)
+	}
+	ready := 0
+	for _, c := range eng.Classes() {
+		if c.Ready {
+			ready++
+		}
+	}
+	klog.FromContext(ctx).Info("Node plugin built", "node", o.NodeID, "classes", len(eng.Classes()), "ready", ready)
+	d.SetReady(true)
+	return &Node{Driver: d, Engine: eng, LVM: l}, nil
+}

@@ -1,0 +1,84 @@
+package volume
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Condition is one adverse health condition.
+type Condition struct {
+	Reason  string // CamelCase, machine-readable
+	Message string
+	// Unreachable: the class (or volume) cannot be used at all, as opposed to degraded.
+	Unreachable bool
+}
+
+// ClassHealth reports the adverse conditions of a class from one LVM report: class not set
+// up, VG missing or partial (a PV missing), thin pool data or metadata near full.
+func (e *Engine) ClassHealth(ctx context.Context, c *Class) []Condition {
+	if !c.Ready {
+		return []Condition{{Reason: "DeviceClassNotReady", Message: strings.Join(c.Problems, "; "), Unreachable: true}}
+	}
+	rep, err := e.lvm.Report(ctx)
+	if err != nil {
+		return []Condition{{Reason: "LVMReportFailed", Message: err.Error(), Unreachable: true}}
+	}
+	vg := rep.VGByName(c.VolumeGroup)
+	if vg == nil {
+		return []Condition{{Reason: "VolumeGroupMissing", Message: fmt.Sprintf("volume group %s is gone", c.VolumeGroup), Unreachable: true}}
+	}
+	var out []Condition
+	var missing []string
+	for _, pv := range rep.PVsInVG(c.VolumeGroup) {
+		if pv.Missing {
+			missing = append(missing, pv.UUID)
+		}
+	}
+	if vg.Partial || vg.MissingPVCount > 0 || len(missing) > 0 {
+		out = append(out, Condition{Reason: "PhysicalVolumeMissing", Message: fmt.Sprintf("volume group %s is missing %d PV(s) %v", c.VolumeGroup, max(vg.MissingPVCount, len(missing)), missing)})
+	}
+	if c.Thin() {
+		pool := rep.LVByName(c.VolumeGroup, c.ThinPool.Name)
+		switch {
+		case pool == nil:
+			out = append(out, Condition{Reason: "ThinPoolMissing", Message: fmt.Sprintf("thin pool %s/%s is gone", c.VolumeGroup, c.ThinPool.Name), Unreachable: true})
+		case pool.DataPercent >= ThinDataFullPercent || pool.MetadataPercent >= ThinMetadataFullPercent:
+			out = append(out, Condition{Reason: "ThinPoolNearlyFull", Message: fmt.Sprintf("thin pool %s/%s data %.1f%%, metadata %.1f%%", c.VolumeGroup, c.ThinPool.Name, pool.DataPercent, pool.MetadataPercent)})
+		}
+	}
+	return out
+}
+
+// VolumeHealth reports a volume's adverse conditions: its LV missing or replaced, its
+// class's conditions, its own LV partial (a PV under it missing).
+func (e *Engine) VolumeHealth(ctx context.Context, id string) ([]Condition, error) {
+	pid, err := ParseID(id, KindVolume)
+	if err != nil {
+		return nil, fmt.Errorf("%w: volume %q: %v", ErrNotFound, id, err)
+	}
+	c, err := e.Class(pid.Class)
+	if err != nil {
+		return nil, fmt.Errorf("%w: volume %q: class %q is not configured on this node", ErrNotFound, id, pid.Class)
+	}
+	conds := e.ClassHealth(ctx, c)
+	v, err := e.Resolve(ctx, id, KindVolume)
+	switch {
+	case err == nil:
+		if len(v.LV.Attr) > 8 && v.LV.Attr[8] == 'p' {
+			conds = append(conds, Condition{Reason: "LogicalVolumePartial", Message: "a PV under this LV is missing", Unreachable: true})
+		}
+		if v.Copying {
+			conds = append(conds, Condition{Reason: "CloneIncomplete", Message: "the block copy of this clone has not completed", Unreachable: true})
+		}
+	case isKind(err, ErrPrecondition):
+		conds = append(conds, Condition{Reason: "LogicalVolumeReplaced", Message: err.Error(), Unreachable: true})
+	case isKind(err, ErrNotFound):
+		conds = append(conds, Condition{Reason: "LogicalVolumeMissing", Message: err.Error(), Unreachable: true})
+	case isKind(err, ErrUnavailable):
+		// already covered by the class condition
+	default:
+		return nil, err
+	}
+	return conds, nil
+}

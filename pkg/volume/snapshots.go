@@ -1,0 +1,101 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// CreateSnapshot snapshots a volume: a thin snapshot in thin classes (instant, shares
+// blocks), a copy-on-write snapshot in thick classes (its COW area is sized to the origin so
+// it can never overflow). The same name for the same source returns the existing snapshot;
+// for another source it is ErrAlreadyExists.
+func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Volume, error) {
+	lvName := LVName(KindSnapshot, name)
+	keys := []string{lvName}
+	if pid, err := ParseID(sourceID, KindVolume); err == nil {
+		keys = append(keys, pid.LVName)
+	}
+	defer e.locks.Lock(keys...)()
+	rep, err := e.lvm.Report(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading LVM state: %w", err)
+	}
+	for _, c := range e.Classes() {
+		lv := rep.LVByName(c.VolumeGroup, lvName)
+		if lv == nil {
+			continue
+		}
+		s := e.volumeFromLV(c, rep.VGByName(c.VolumeGroup), *lv)
+		if kindOf(*lv) != KindSnapshot || s.Name != name {
+			return nil, fmt.Errorf("%w: LV %s/%s exists but is not snapshot %q", ErrAlreadyExists, c.VolumeGroup, lvName, name)
+		}
+		if s.Source != sourceID {
+			return nil, fmt.Errorf("%w: snapshot %q exists for source volume %s, not %s", ErrAlreadyExists, name, s.Source, sourceID)
+		}
+		return s, nil
+	}
+	src, err := e.Resolve(ctx, sourceID, KindVolume)
+	if err != nil {
+		return nil, fmt.Errorf("source volume: %w", err)
+	}
+	if src.Copying {
+		return nil, fmt.Errorf("%w: source volume %s is still being copied", ErrUnavailable, sourceID)
+	}
+	c := src.Class
+	tags := []string{
+		Tag(TagKind, string(KindSnapshot)), Tag(TagName, EncodeName(name)), Tag(TagSource, sourceID),
+		Tag(TagRequested, strconv.FormatUint(src.Size, 10)), Tag(TagCreated, strconv.FormatInt(time.Now().UnixNano(), 10)),
+	}
+	if src.FSType != "" && src.FSUUID != "" {
+		tags = append(tags, Tag(TagFSType, src.FSType), Tag(TagFSUUID, src.FSUUID))
+	}
+	var cow uint64
+	if !c.Thin() {
+		cow = cowSize(src.Size)
+		capy, err := c.capacity(rep)
+		if err != nil {
+			return nil, err
+		}
+		if cow > capy.Available {
+			return nil, fmt.Errorf("%w: a snapshot of %s in thick class %s needs %d bytes of copy-on-write space, %d available", ErrNoSpace, sourceID, c.Name, cow, capy.Available)
+		}
+	}
+	if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, lvName, cow, tags); err != nil {
+		return nil, wrapLVM(err, "snapshotting %s/%s", c.VolumeGroup, src.LV.Name)
+	}
+	if rep, err = e.lvm.Report(ctx); err != nil {
+		return nil, fmt.Errorf("reading LVM state: %w", err)
+	}
+	lv := rep.LVByName(c.VolumeGroup, lvName)
+	if lv == nil {
+		return nil, fmt.Errorf("snapshot LV %s/%s missing right after it was created", c.VolumeGroup, lvName)
+	}
+	klog.FromContext(ctx).Info("Snapshot created", "source", sourceID, "lv", c.VolumeGroup+"/"+lvName, "thin", c.Thin())
+	return e.volumeFromLV(c, rep.VGByName(c.VolumeGroup), *lv), nil
+}
+
+// DeleteSnapshot removes a snapshot; an ID that names nothing here is already deleted.
+func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
+	pid, err := ParseID(id, KindSnapshot)
+	if err != nil {
+		return nil
+	}
+	defer e.locks.Lock(pid.LVName)()
+	s, err := e.Resolve(ctx, id, KindSnapshot)
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPrecondition):
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := e.lvm.RemoveLV(ctx, s.Class.VolumeGroup, s.LV.Name); err != nil {
+		return wrapLVM(err, "removing snapshot %s/%s", s.Class.VolumeGroup, s.LV.Name)
+	}
+	klog.FromContext(ctx).Info("Snapshot deleted", "snapshotID", id)
+	return nil
+}
