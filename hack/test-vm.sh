@@ -29,7 +29,7 @@ else
 	{
 		echo '#!/bin/sh'
 		echo 'cd /payload; rc=0'
-		echo "./vm.test -test.v -test.run '^(TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV)\$' -test.timeout 20m -logtostderr=false -log_file=/results/driver-safety.log -v=4 || rc=1"
+		echo "./vm.test -test.v -test.run '^(TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV|TestRestartAnswersFromMountTableAndLVM)\$' -test.timeout 20m -logtostderr=false -log_file=/results/driver-safety.log -v=4 || rc=1"
 		for c in "${CONFIGS[@]}"; do
 			echo "echo '@@SANITY-BEGIN $c'"
 			echo "SANITY_CONFIG=$c ./vm.test -test.run '^TestSanity\$' -test.timeout 60m -ginkgo.no-color -logtostderr=false -log_file=/results/driver-$c.log -v=4 || rc=1"

@@ -346,6 +346,8 @@ main() {
 		log "waiting for another ensure.sh (lock $VM_CACHE/.lock)"
 		flock 9
 	fi
+	# leftovers of an interrupted earlier run (safe: we hold the lock)
+	rm -rf "$VM_CACHE"/stage.* "$VM_CACHE"/dl.* "$VM_CACHE"/kernel/*.tmp "$VM_CACHE"/*.tmp
 	ensure_packages
 	ensure_kernel
 	ensure_initramfs

@@ -16,7 +16,7 @@ VM_CACHE=$CACHE_ROOT/vm
 
 DEFAULT_DRIVES=LNVTHICK0:3G,LNVTHICK1:3G,LNVTHIN0:6G:ns,LNVSPARE0:1G,LNVSPARE1:1G
 BOOT_TIMEOUT=${LOCALNVME_VM_BOOT_TIMEOUT:-240}
-RESULTS_SIZE=1G
+RESULTS_SIZE=${LOCALNVME_VM_RESULTS_SIZE:-1G}
 # Kernel log lines that mark the known emulated-NVMe flake (an I/O command
 # times out, the controller is reset, in-flight I/O fails with sct 0x3/sc 0x71).
 FLAKE_RE='I/O Error \(sct|nvme[0-9]+n[0-9]+: I/O Cmd|nvme nvme[0-9]+: .*[Tt]imeout|nvme[0-9]+: .*I/O .*timeout'

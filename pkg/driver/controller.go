@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -312,13 +311,14 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	}, nil
 }
 
-func csiSnapshot(s *volume.Volume) *csi.Snapshot {
+func (d *Driver) csiSnapshot(s *volume.Volume) *csi.Snapshot {
 	return &csi.Snapshot{
-		SnapshotId:     s.ID.String(),
-		SourceVolumeId: s.Source,
-		SizeBytes:      int64(s.Size),
-		CreationTime:   timestamppb.New(s.Created),
-		ReadyToUse:     true,
+		AccessibleTopology: d.topology(),
+		SnapshotId:         s.ID.String(),
+		SourceVolumeId:     s.Source,
+		SizeBytes:          int64(s.Size),
+		CreationTime:       timestamppb.New(s.Created),
+		ReadyToUse:         true,
 	}
 }
 
@@ -335,11 +335,14 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 			return nil, status.Errorf(codes.InvalidArgument, "unknown snapshot parameter %q", k)
 		}
 	}
+	if err := d.checkAccessibility(req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
+	}
 	s, err := d.engine.CreateSnapshot(ctx, req.GetName(), req.GetSourceVolumeId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s)}, nil
+	return &csi.CreateSnapshotResponse{Snapshot: d.csiSnapshot(s)}, nil
 }
 
 // DeleteSnapshot removes a snapshot; an unknown ID is already deleted.
@@ -377,7 +380,7 @@ func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 	}
 	out := &csi.ListSnapshotsResponse{NextToken: next}
 	for _, s := range keep[from:to] {
-		out.Entries = append(out.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s)})
+		out.Entries = append(out.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: d.csiSnapshot(s)})
 	}
 	return out, nil
 }
@@ -391,15 +394,5 @@ func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(s)}, nil
-}
-
-// keysOf is used in messages.
-func keysOf(m map[string]string) string {
-	var ks []string
-	for k, v := range m {
-		ks = append(ks, k+"="+strconv.Quote(v))
-	}
-	sort.Strings(ks)
-	return strings.Join(ks, ",")
+	return &csi.GetSnapshotResponse{Snapshot: d.csiSnapshot(s)}, nil
 }

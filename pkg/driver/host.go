@@ -27,6 +27,9 @@ type Host interface {
 	// DevNumber returns the device number a block device node (or a file bind-mounted from
 	// one) stands for; ok is false when path is not a block device.
 	DevNumber(path string) (major, minor uint32, ok bool, err error)
+	// DMUUID returns the device-mapper UUID of a block device (/sys/dev/block/M:m/dm/uuid),
+	// "" when it is not a device-mapper device.
+	DMUUID(major, minor uint32) (string, error)
 	// Statfs returns filesystem usage at path.
 	Statfs(path string) (FSStats, error)
 	// MakeTarget creates a directory (dir=true) or an empty file at path, with parents.
@@ -77,6 +80,15 @@ func (h *OSHost) DevNumber(path string) (uint32, uint32, bool, error) {
 		return 0, 0, false, nil
 	}
 	return unix.Major(st.Rdev), unix.Minor(st.Rdev), true, nil
+}
+
+// DMUUID implements Host.
+func (h *OSHost) DMUUID(major, minor uint32) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/dm/uuid", major, minor))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), err
 }
 
 // Statfs implements Host.

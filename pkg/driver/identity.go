@@ -12,11 +12,13 @@ func (d *Driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: d.version}, nil
 }
 
-// GetPluginCapabilities: controller service and topology constraints.
+// GetPluginCapabilities: controller service, and topology constraints for volumes and snapshots.
 func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	caps := []csi.PluginCapability_Service_Type{
 		csi.PluginCapability_Service_CONTROLLER_SERVICE,
 		csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS,
+		// Snapshots live in the source volume's VG: usable only on this node.
+		csi.PluginCapability_Service_SNAPSHOT_ACCESSIBILITY_CONSTRAINTS,
 	}
 	out := &csi.GetPluginCapabilitiesResponse{}
 	for _, c := range caps {

@@ -42,12 +42,22 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 	return &csi.NodeGetInfoResponse{NodeId: d.nodeID, AccessibleTopology: d.topology()[0]}, nil
 }
 
-// device returns the LV's device path and number; the LV must be active.
+// device returns the LV's device path and number after checking that the device node is
+// the LV the volume ID names (its device-mapper UUID carries the VG and LV UUIDs). The LV
+// must be active.
 func (d *Driver) device(v *volume.Volume) (string, string, error) {
 	dev := v.DevicePath()
 	maj, min, ok, err := d.host.DevNumber(dev)
 	if err != nil || !ok {
 		return "", "", fmt.Errorf("%w: device %s of volume %s is not available (err=%v)", volume.ErrPrecondition, dev, v.ID, err)
+	}
+	got, err := d.host.DMUUID(maj, min)
+	if err != nil {
+		return "", "", fmt.Errorf("reading the device-mapper UUID of %s: %w", dev, err)
+	}
+	if got != v.DMUUID() {
+		return "", "", fmt.Errorf("%w: device %s (%d:%d) has device-mapper UUID %q, volume %s needs %q: the device is not this volume's LV",
+			volume.ErrPrecondition, dev, maj, min, got, v.ID, v.DMUUID())
 	}
 	return dev, devString(int(maj), int(min)), nil
 }
@@ -68,7 +78,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		return nil, err
 	}
 	defer d.locks.Lock(id)()
-	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	v, err := d.engine.ResolveFresh(ctx, id, volume.KindVolume)
 	if err != nil {
 		return nil, toStatus(err)
 	}

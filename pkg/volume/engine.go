@@ -21,6 +21,7 @@ import (
 // LVM is the part of *lvm.Client the engine uses.
 type LVM interface {
 	Report(ctx context.Context) (*lvm.Report, error)
+	Invalidate()
 	PVCreate(ctx context.Context, dev string, metadataSize uint64) error
 	VGCreate(ctx context.Context, name string, devs []string, tags []string) error
 	VGExtend(ctx context.Context, name string, devs []string) error

@@ -16,6 +16,8 @@ type Kind string
 const (
 	KindVolume   Kind = "v"
 	KindSnapshot Kind = "s"
+	// kindTemp tags the temporary COW snapshot a thick clone copies from.
+	kindTemp Kind = "t"
 )
 
 const (

@@ -34,6 +34,13 @@ type Volume struct {
 // DevicePath is the LV's block device.
 func (v *Volume) DevicePath() string { return v.LV.DevicePath() }
 
+// DMUUID is the device-mapper UUID the kernel shows for this LV's device
+// (/sys/dev/block/MAJ:MIN/dm/uuid): "LVM-" + VG UUID + LV UUID, without dashes. Comparing it
+// with the device node's checks that /dev/<vg>/<lv> really is the LV the ID names.
+func (v *Volume) DMUUID() string {
+	return "LVM-" + StripUUID(v.LV.VGUUID) + StripUUID(v.LV.UUID)
+}
+
 func (e *Engine) volumeFromLV(c *Class, vg *lvm.VG, lv lvm.LV) *Volume {
 	v := &Volume{ID: NewID(c.Name, vg.UUID, lv.Name, lv.UUID), Class: c, LV: lv, Size: lv.Size}
 	if s, ok := lv.Tag(TagName); ok {
@@ -67,6 +74,17 @@ func kindOf(lv lvm.LV) Kind {
 //   - malformed ID, unknown class, different VG incarnation, LV gone: ErrNotFound;
 //   - an LV with the ID's name but another UUID (removed and re-created): ErrPrecondition.
 func (e *Engine) Resolve(ctx context.Context, id string, want Kind) (*Volume, error) {
+	return e.resolve(ctx, id, want, false)
+}
+
+// ResolveFresh is Resolve on a report read now, not the cache: the node uses it before it
+// mounts or formats, so an LV changed behind the driver's back (removed and re-created by
+// hand) is seen.
+func (e *Engine) ResolveFresh(ctx context.Context, id string, want Kind) (*Volume, error) {
+	return e.resolve(ctx, id, want, true)
+}
+
+func (e *Engine) resolve(ctx context.Context, id string, want Kind, fresh bool) (*Volume, error) {
 	pid, err := ParseID(id, want)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %q: %v", ErrNotFound, want.Noun(), id, err)
@@ -77,6 +95,9 @@ func (e *Engine) Resolve(ctx context.Context, id string, want Kind) (*Volume, er
 	}
 	if !c.Ready {
 		return nil, fmt.Errorf("%w: device class %q is not ready: %s", ErrUnavailable, c.Name, strings.Join(c.Problems, "; "))
+	}
+	if fresh {
+		e.lvm.Invalidate()
 	}
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
@@ -292,7 +313,7 @@ func (e *Engine) blockCopy(ctx context.Context, c *Class, src, dst *Volume) erro
 		if err := e.lvm.RemoveLV(ctx, c.VolumeGroup, tmp); err != nil && !errors.Is(err, lvm.ErrNotFound) {
 			return wrapLVM(err, "removing stale temporary snapshot %s", tmp)
 		}
-		if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, tmp, cowSize(src.LV.Size), []string{Tag(TagKind, "t")}); err != nil {
+		if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, tmp, cowSize(src.LV.Size), []string{Tag(TagKind, string(kindTemp))}); err != nil {
 			return wrapLVM(err, "creating temporary snapshot of %s", src.LV.Name)
 		}
 		defer func() {
@@ -303,7 +324,9 @@ func (e *Engine) blockCopy(ctx context.Context, c *Class, src, dst *Volume) erro
 		from = &Volume{LV: lvm.LV{Name: tmp, VGName: c.VolumeGroup}, Size: src.Size}
 	}
 	start := time.Now()
-	if err := e.copier.Copy(ctx, from.DevicePath(), dst.DevicePath(), from.Size); err != nil {
+	// The copy outlives the RPC: a CO that times out and retries waits on the volume lock
+	// and then finds the clone complete, instead of restarting the copy from byte 0.
+	if err := e.copier.Copy(context.WithoutCancel(ctx), from.DevicePath(), dst.DevicePath(), from.Size); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", from.DevicePath(), dst.DevicePath(), err)
 	}
 	klog.FromContext(ctx).V(2).Info("Block copy done", "bytes", from.Size, "duration", time.Since(start))
@@ -323,9 +346,14 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return nil
 	}
 	defer e.locks.Lock(pid.LVName)()
-	v, err := e.Resolve(ctx, id, KindVolume)
+	// Fresh state: whether the LV is open changes with mounts, which the cache does not see.
+	v, err := e.ResolveFresh(ctx, id, KindVolume)
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPrecondition):
+		if where := e.findLV(ctx, pid.LVUUID); where != "" {
+			// E.g. its class was removed from the configuration: deleting would leak the LV.
+			return fmt.Errorf("%w: volume %s cannot be resolved (%v) but its LV exists as %s; refusing to report it deleted", ErrPrecondition, id, err, where)
+		}
 		klog.FromContext(ctx).V(2).Info("Volume does not exist: nothing to delete", "volumeID", id, "reason", err.Error())
 		return nil
 	case err != nil:
@@ -337,9 +365,18 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	}
 	var snaps []string
 	for _, lv := range rep.LVsInVG(v.Class.VolumeGroup) {
-		if lv.Origin == v.LV.Name && lv.IsCOWSnapshot() {
-			snaps = append(snaps, lv.Name)
+		if lv.Origin != v.LV.Name || !lv.IsCOWSnapshot() {
+			continue
 		}
+		if kindOf(lv) == kindTemp {
+			// A thick clone's temporary snapshot left by a crash: clones hold this volume's
+			// lock while they copy, so none is running now.
+			if err := e.lvm.RemoveLV(ctx, v.Class.VolumeGroup, lv.Name); err != nil && !errors.Is(err, lvm.ErrNotFound) {
+				return wrapLVM(err, "removing stale temporary snapshot %s", lv.Name)
+			}
+			continue
+		}
+		snaps = append(snaps, lv.Name)
 	}
 	if len(snaps) > 0 {
 		return fmt.Errorf("%w: volume %s has copy-on-write snapshots %v that depend on it; delete them first", ErrPrecondition, id, snaps)
@@ -352,6 +389,18 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	}
 	klog.FromContext(ctx).Info("Volume deleted", "volumeID", id, "lv", v.Class.VolumeGroup+"/"+v.LV.Name)
 	return nil
+}
+
+// findLV returns "vg/lv" of the LV with that (dashless) UUID anywhere on the node, or "".
+func (e *Engine) findLV(ctx context.Context, lvUUID string) string {
+	rep, err := e.lvm.Report(ctx)
+	if err != nil {
+		return ""
+	}
+	if lv := rep.LVByUUID(lvUUID); lv != nil {
+		return lv.VGName + "/" + lv.Name
+	}
+	return ""
 }
 
 // Expand grows a volume's LV to at least the requested size (never shrinks) and returns the

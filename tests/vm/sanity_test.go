@@ -3,6 +3,7 @@
 package vm
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -13,13 +14,15 @@ import (
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 var sanityConfig = os.Getenv("SANITY_CONFIG")
 
 type sanityCase struct {
-	class, access       string
-	size, expand        int64
+	class, access string
+	size, expand  int64
 }
 
 var sanityCases = map[string]sanityCase{
@@ -42,6 +45,9 @@ func TestSanity(t *testing.T) {
 	}
 	_, sock, _ := startNode(t, classesConfig(t, ""))
 
+	if err := os.MkdirAll("/tmp/sanity-"+sanityConfig, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg := sanity.NewTestConfig()
 	cfg.Address = "unix://" + sock
 	cfg.TargetPath = "/tmp/sanity-" + sanityConfig + "/target"
@@ -51,13 +57,34 @@ func TestSanity(t *testing.T) {
 	cfg.TestVolumeSize = sc.size
 	cfg.TestVolumeExpandSize = sc.expand
 	cfg.IdempotentCount = 10
+	// csi-test v5.6.0 compares protobuf messages with gomega's Equal (reflect.DeepEqual),
+	// which also compares the messages' internal size caches: in "should succeed when
+	// creating a snapshot with accessibility requirements" the expected topology was
+	// marshaled as part of the request (size cache set) and the returned one was not, so a
+	// driver that reports the (correct) snapshot topology can never pass. Sending a clone of
+	// every request leaves the test's own message untouched; the comparison of the
+	// topologies' contents is unchanged.
+	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(
+		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if m, ok := req.(proto.Message); ok {
+				req = proto.Clone(m)
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}))
 	sanity.GinkgoTest(&cfg)
 
 	var skippedMust []string
 	ginkgo.ReportAfterSuite("localnvme: required specs ran", func(r ginkgo.Report) {
 		for _, s := range r.SpecReports {
-			if s.State == types.SpecStateSkipped || s.State == types.SpecStatePending {
-				name := s.FullText()
+			name := s.FullText()
+			if s.State == types.SpecStatePending {
+				fmt.Printf("pending upstream (XIt in csi-test, not run by anyone): %s\n", name)
+			}
+			if s.State == types.SpecStateSkipped {
+				fmt.Printf("skipped: %s\n", name)
+			}
+			// Group snapshots are a separate capability this driver does not claim.
+			if s.State == types.SpecStateSkipped && !strings.Contains(name, "GroupController") {
 				if mustRun.MatchString(name) {
 					skippedMust = append(skippedMust, name)
 				}
@@ -67,7 +94,6 @@ func TestSanity(t *testing.T) {
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suiteCfg, reporterCfg := ginkgo.GinkgoConfiguration()
 	reporterCfg.NoColor = true
-	reporterCfg.Succinct = true
 	passed := ginkgo.RunSpecs(t, "localnvme csi-sanity "+sanityConfig, suiteCfg, reporterCfg)
 	if len(skippedMust) > 0 {
 		t.Errorf("configuration %s skipped specs that must run:\n  %s", sanityConfig, strings.Join(skippedMust, "\n  "))

@@ -1,0 +1,242 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/localnvme/localnvme/pkg/config"
+	"github.com/localnvme/localnvme/pkg/disk"
+	"github.com/localnvme/localnvme/pkg/lvm"
+)
+
+// fakeLVM keeps an in-memory report and applies the few mutations the engine makes.
+// It exists to test the engine's decisions (identity checks, idempotency), not LVM.
+type fakeLVM struct {
+	rep     lvm.Report
+	seq     int
+	calls   []string
+	reports int
+}
+
+func (f *fakeLVM) uuid() string {
+	f.seq++
+	return fmt.Sprintf("%06d-aaaa-bbbb-cccc-dddd-eeee-ffffff", f.seq)
+}
+func (f *fakeLVM) Report(context.Context) (*lvm.Report, error) {
+	f.reports++
+	c := f.rep
+	c.LVs = append([]lvm.LV(nil), f.rep.LVs...)
+	return &c, nil
+}
+func (f *fakeLVM) Invalidate() {}
+func (f *fakeLVM) log(s string, a ...any) error {
+	f.calls = append(f.calls, fmt.Sprintf(s, a...))
+	return nil
+}
+func (f *fakeLVM) PVCreate(_ context.Context, dev string, _ uint64) error {
+	f.rep.PVs = append(f.rep.PVs, lvm.PV{Name: dev})
+	return f.log("pvcreate %s", dev)
+}
+func (f *fakeLVM) VGCreate(_ context.Context, name string, devs []string, _ []string) error {
+	f.rep.VGs = append(f.rep.VGs, lvm.VG{Name: name, UUID: f.uuid(), ExtentSize: 4 << 20})
+	for i := range f.rep.PVs {
+		for _, d := range devs {
+			if f.rep.PVs[i].Name == d {
+				f.rep.PVs[i].VGName = name
+				f.rep.PVs[i].Free = 1 << 30
+			}
+		}
+	}
+	return f.log("vgcreate %s %v", name, devs)
+}
+func (f *fakeLVM) VGExtend(_ context.Context, name string, devs []string) error {
+	return f.log("vgextend %s %v", name, devs)
+}
+func (f *fakeLVM) VGChangeActivate(_ context.Context, vg string) error { return nil }
+func (f *fakeLVM) CreateLV(_ context.Context, o lvm.CreateLVOptions) error {
+	f.rep.LVs = append(f.rep.LVs, lvm.LV{Name: o.Name, VGName: o.VG, UUID: f.uuid(), Size: o.Size, Tags: o.Tags, Attr: "-wi-a-----", Active: true})
+	return f.log("lvcreate %s/%s %d", o.VG, o.Name, o.Size)
+}
+func (f *fakeLVM) CreateThinPool(context.Context, string, string, int, []string) error {
+	return errors.New("not in this fake")
+}
+func (f *fakeLVM) CreateSnapshot(context.Context, string, string, string, uint64, []string) error {
+	return errors.New("not in this fake")
+}
+func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
+	for i, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == name {
+			f.rep.LVs = append(f.rep.LVs[:i], f.rep.LVs[i+1:]...)
+			return f.log("lvremove %s/%s", vg, name)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
+func (f *fakeLVM) ExtendLV(context.Context, string, string, uint64) error  { return nil }
+func (f *fakeLVM) AddTags(context.Context, string, string, []string) error { return nil }
+func (f *fakeLVM) DeleteTags(context.Context, string, string, []string) error {
+	return nil
+}
+func (f *fakeLVM) Activate(context.Context, string, string) error { return nil }
+
+type fakeDisks struct {
+	nss      []disk.Namespace
+	verdicts map[string]disk.Verdict
+}
+
+func (d fakeDisks) List() ([]disk.Namespace, error) { return d.nss, nil }
+func (d fakeDisks) Check(_ context.Context, ns disk.Namespace) disk.Verdict {
+	if v, ok := d.verdicts[ns.Name]; ok {
+		return v
+	}
+	return disk.Verdict{Empty: true}
+}
+
+func newTestEngine(t *testing.T, verdicts map[string]disk.Verdict) (*Engine, *fakeLVM) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+deviceClasses:
+- name: fast
+  volumeGroup: vg-fast
+  type: thick
+  devices: [{serial: S0}]
+- name: other
+  volumeGroup: vg-other
+  type: thick
+  devices: [{serial: S1}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeLVM{}
+	d := fakeDisks{nss: []disk.Namespace{
+		{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "S0", NSID: 1},
+		{Name: "nvme1n1", DevPath: "/dev/nvme1n1", Serial: "S1", NSID: 1},
+	}, verdicts: verdicts}
+	e := New(f, d, nil, cfg)
+	e.Setup(context.Background())
+	return e, f
+}
+
+func TestSetupRefusesNonEmptyAndTouchesNothing(t *testing.T) {
+	e, f := newTestEngine(t, map[string]disk.Verdict{
+		"nvme1n1": {Refusals: []disk.Refusal{{Reason: disk.ReasonSignature, Detail: `blkid -p found TYPE="ext4"`}}},
+	})
+	fast, _ := e.Class("fast")
+	other, _ := e.Class("other")
+	if !fast.Ready {
+		t.Errorf("class fast not ready: %v", fast.Problems)
+	}
+	if other.Ready || !strings.Contains(strings.Join(other.Problems, ";"), "ext4") {
+		t.Errorf("class other: ready=%v problems=%v, want refused naming ext4", other.Ready, other.Problems)
+	}
+	for _, c := range f.calls {
+		if strings.Contains(c, "nvme1n1") || strings.Contains(c, "vg-other") {
+			t.Errorf("refused device or class was touched: %s", c)
+		}
+	}
+	_, err := e.Create(context.Background(), CreateRequest{Name: "x", Class: "other", Size: SizeRequest{Required: 4 << 20}})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Create in a refused class: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestResolveVerifiesIdentity(t *testing.T) {
+	e, f := newTestEngine(t, nil)
+	ctx := context.Background()
+	v, err := e.Create(ctx, CreateRequest{Name: "pvc-1", Class: "fast", Size: SizeRequest{Required: 10 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := v.ID.String()
+	if v.Size != 12<<20 {
+		t.Errorf("size %d, want 12 MiB (rounded to the 4 MiB extent)", v.Size)
+	}
+
+	// Idempotent retry: same answer, no second lvcreate.
+	before := len(f.calls)
+	again, err := e.Create(ctx, CreateRequest{Name: "pvc-1", Class: "fast", Size: SizeRequest{Required: 10 << 20}})
+	if err != nil || again.ID != v.ID || len(f.calls) != before {
+		t.Errorf("retry: id %v err %v, %d new LVM calls", again.ID, err, len(f.calls)-before)
+	}
+	// Same name, other size or class: AlreadyExists.
+	if _, err := e.Create(ctx, CreateRequest{Name: "pvc-1", Class: "fast", Size: SizeRequest{Required: 100 << 20}}); !errors.Is(err, ErrAlreadyExists) {
+		t.Errorf("bigger retry: %v, want ErrAlreadyExists", err)
+	}
+
+	if _, err := e.Resolve(ctx, id, KindVolume); err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if _, err := e.Resolve(ctx, id, KindSnapshot); !errors.Is(err, ErrNotFound) {
+		t.Errorf("volume ID resolved as snapshot: %v", err)
+	}
+	// Removed and re-created under the same name: FailedPrecondition naming both UUIDs.
+	f.rep.LVs[0].UUID = "999999-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+	_, err = e.Resolve(ctx, id, KindVolume)
+	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "re-created") {
+		t.Errorf("re-created LV: %v, want ErrPrecondition saying re-created", err)
+	}
+	// Delete leaves the impostor alone.
+	if err := e.Delete(ctx, id); err != nil {
+		t.Errorf("Delete of a replaced volume: %v", err)
+	}
+	if len(f.rep.LVs) != 1 {
+		t.Errorf("Delete removed the re-created LV that the ID does not name")
+	}
+	// VG re-created (new UUID): the ID does not resolve on this incarnation.
+	f.rep.LVs[0].UUID = strings.Repeat("0", 6) + "-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+	f.rep.VGs[0].UUID = "777777-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+	if _, err := e.Resolve(ctx, id, KindVolume); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "replaced or rebuilt") {
+		t.Errorf("re-created VG: %v, want ErrNotFound about rebuilt disks", err)
+	}
+	// Garbage IDs are not found; deleting them succeeds.
+	if _, err := e.Resolve(ctx, "fake-volume-id", KindVolume); !errors.Is(err, ErrNotFound) {
+		t.Errorf("garbage ID: %v", err)
+	}
+	if err := e.Delete(ctx, "fake-volume-id"); err != nil {
+		t.Errorf("Delete garbage ID: %v", err)
+	}
+}
+
+func TestReportIsCachedPerOperation(t *testing.T) {
+	e, f := newTestEngine(t, nil)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := e.Create(ctx, CreateRequest{Name: fmt.Sprint("v", i), Class: "fast", Size: SizeRequest{Required: 4 << 20}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reports = 0
+	vols, err := e.List(ctx, KindVolume)
+	if err != nil || len(vols) != 3 {
+		t.Fatalf("List: %d volumes, %v", len(vols), err)
+	}
+	if f.reports != 1 {
+		t.Errorf("listing 3 volumes took %d LVM reports, want 1", f.reports)
+	}
+}
+
+func TestDeleteRefusesWhenClassWasRemovedButLVExists(t *testing.T) {
+	e, f := newTestEngine(t, nil)
+	ctx := context.Background()
+	v, err := e.Create(ctx, CreateRequest{Name: "pvc-keep", Class: "other", Size: SizeRequest{Required: 4 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("deviceClasses:\n- name: fast\n  volumeGroup: vg-fast\n  type: thick\n  devices: [{serial: S0}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := New(f, fakeDisks{nss: []disk.Namespace{{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "S0", NSID: 1}}}, nil, cfg)
+	e2.Setup(ctx)
+	err = e2.Delete(ctx, v.ID.String())
+	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "vg-other/") {
+		t.Fatalf("Delete with the class gone: %v, want ErrPrecondition naming the LV", err)
+	}
+	if len(f.rep.LVs) != 1 {
+		t.Fatal("the LV was removed")
+	}
+}
