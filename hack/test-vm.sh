@@ -60,6 +60,10 @@ for c in "${CONFIGS[@]}"; do
 done
 echo
 grep -E '^(--- |ok|FAIL|PASS)' "$log" | grep -v '^--- PASS: TestSanity' || true
+passed=$(grep -c '^--- PASS: Test' "$log" || true)
+failed=$(grep -c '^--- FAIL: Test' "$log" || true)
+if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi # the VM itself failed
+echo "vm: $passed passed, $failed failed"
 if [[ $rc -ne 0 || $missing -ne 0 ]]; then
 	echo "[test-vm] FAIL (vm rc=$rc, sanity complete=$((1 - missing))); logs in $OUT/$name" >&2
 	exit 1

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -55,6 +56,7 @@ func runNode(args []string) int {
 	nodeID := fs.String("node-id", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME, else the hostname)")
 	cfgPath := fs.String("config", "/etc/localnvme/config.yaml", "device class configuration file")
 	lvmConfig := fs.String("lvm-config", "", "extra LVM configuration passed to every lvm command as --config")
+	maxAge := fs.Duration("lvm-report-max-age", 30*time.Second, "serve the cached LVM report at most this long (mutations always refresh it)")
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 
@@ -76,7 +78,7 @@ func runNode(args []string) int {
 		logger.Error(err, "Invalid configuration", "path", *cfgPath)
 		return 1
 	}
-	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig})
+	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge})
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1

@@ -112,7 +112,7 @@ type DeviceClass struct {
 	Type        string           `json:"type"`
 	Default     bool             `json:"default,omitempty"`
 	Devices     []DeviceSelector `json:"devices"`
-	// Stripes > 1 stripes every thick volume (and the thin pool) over that many PVs.
+	// Stripes > 1 stripes every thick volume over that many PVs (thin pools are linear).
 	Stripes    int  `json:"stripes,omitempty"`
 	StripeSize Size `json:"stripeSize,omitempty"`
 	// Reserve is kept free in the VG and never handed out (thick classes).

@@ -295,3 +295,21 @@ func TestReportContextCancel(t *testing.T) {
 		t.Fatalf("want 1 exec, got %d", f.calls())
 	}
 }
+
+func TestReportMaxAge(t *testing.T) {
+	f := newFake(t, result{stdout: reportJSON("1")}, result{stdout: reportJSON("2")})
+	now := time.Unix(1000, 0)
+	c := New(f.fe, Options{MaxAge: 10 * time.Second, now: func() time.Time { return now }})
+	ctx := context.Background()
+	if _, err := c.Report(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	if _, err := c.Report(ctx); err != nil || f.calls() != 1 {
+		t.Fatalf("report at exactly MaxAge refreshed (%d execs, %v)", f.calls(), err)
+	}
+	now = now.Add(time.Second)
+	if _, err := c.Report(ctx); err != nil || f.calls() != 2 {
+		t.Fatalf("report older than MaxAge not refreshed (%d execs, %v)", f.calls(), err)
+	}
+}

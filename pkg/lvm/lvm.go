@@ -25,6 +25,12 @@ import (
 type Options struct {
 	LVMPath string // default "lvm"
 	Config  string // if non-empty, passed to every command as --config <Config>
+	// MaxAge bounds how long a cached report is served (0 = until the next mutation).
+	// It bounds how late changes made outside the driver (a PV gone, an LV removed by
+	// hand) are seen by the read-only paths.
+	MaxAge time.Duration
+	// now is the clock (tests).
+	now func() time.Time
 }
 
 // DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
@@ -39,6 +45,7 @@ type Client struct {
 	mu     sync.Mutex
 	gen    uint64  // bumped by every invalidation
 	cache  *Report // valid report for generation gen, or nil
+	cached time.Time
 	flight *flight // refresh in progress, or nil
 }
 
@@ -56,6 +63,9 @@ type flight struct {
 func New(ex utilexec.Interface, o Options) *Client {
 	if o.LVMPath == "" {
 		o.LVMPath = DefaultLVMPath
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	return &Client{ex: ex, opts: o}
 }
@@ -79,6 +89,10 @@ func (c *Client) Invalidate() {
 // caller's ctx is; the caller just stops waiting.
 func (c *Client) Report(ctx context.Context) (*Report, error) {
 	c.mu.Lock()
+	if c.cache != nil && c.opts.MaxAge > 0 && c.opts.now().Sub(c.cached) > c.opts.MaxAge {
+		c.gen++
+		c.cache = nil
+	}
 	if c.cache != nil {
 		r := c.cache.Clone()
 		c.mu.Unlock()
@@ -112,6 +126,7 @@ func (c *Client) refresh(ctx context.Context, f *flight) {
 	}
 	if err == nil && f.gen == c.gen {
 		c.cache = rep
+		c.cached = c.opts.now()
 	}
 	f.rep, f.err = rep, err
 	c.mu.Unlock()

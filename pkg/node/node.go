@@ -5,6 +5,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
@@ -24,6 +25,9 @@ type Options struct {
 	// LVMConfig is passed to every lvm command as --config (e.g. to turn udev sync off
 	// inside a container).
 	LVMConfig string
+	// ReportMaxAge bounds how long the cached LVM report is served (default 30s): changes
+	// made outside the driver are seen at the latest after that.
+	ReportMaxAge time.Duration
 	// SysRoot and DevRoot default to /sys and /dev.
 	SysRoot, DevRoot string
 }
@@ -45,7 +49,10 @@ type Node struct {
 // devices, refusing classes whose devices are not). The driver is marked ready.
 func Build(ctx context.Context, o Options) (*Node, error) {
 	ex := utilexec.New()
-	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig})
+	if o.ReportMaxAge == 0 {
+		o.ReportMaxAge = 30 * time.Second
+	}
+	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: o.ReportMaxAge})
 	prober := &disk.Prober{Exec: ex}
 	eng := volume.New(l, disks{Discoverer: disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot}, Prober: prober}, volume.FileCopier{}, o.Config)
 	eng.Setup(ctx)
