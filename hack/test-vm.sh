@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
-# test-vm.sh — build the real-device tests (tests/vm, build tag vmtest), boot the VM with
-# emulated NVMe drives (hack/vm/run.sh) and run them inside: the safety tests, then
-# csi-sanity in four configurations. Prints each configuration's Ginkgo summary and fails
-# unless every configuration ran and passed.
+# test-vm.sh — build the real-device tests (tests/vm, build tag vmtest) and the localnvme
+# binary, boot VMs with emulated NVMe drives (hack/vm/run.sh) and run them inside:
+#   1. one VM: the device tests (safety, restart, disks CLI, NVMe identity/health, metrics),
+#      then csi-sanity in four configurations;
+#   2. two VMs over the same drive images, the second with the drives attached in reverse
+#      order: volumes written in the first must stage with their data in the second.
+# Prints each csi-sanity configuration's Ginkgo summary and a closing "vm: N passed, N failed"
+# line, and fails unless everything ran and passed.
 #
 # usage: hack/test-vm.sh [--only demo]
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/_output}
-MODE=${1:-test}
-[[ ${1:-} == --only ]] && MODE=$2
+MODE="test"
+[[ ${1:-} == --only ]] && MODE=${2:-}
 CONFIGS=(thick-mount-ext4 thick-block thin-mount-xfs thin-block)
-DRIVES=LNVTHICK0:3G,LNVTHICK1:3G,LNVTHIN0:6G:ns,LNVSPARE0:256M,LNVSPARE1:256M
+# LNVCRIT0 reports SMART critical warning 0x05 (spare below threshold + reliability degraded).
+CRIT=0x05
+DRIVES=LNVTHICK0:3G,LNVTHICK1:3G,LNVTHIN0:6G:ns,LNVSPARE0:256M,LNVSPARE1:256M,LNVSPARE2:256M,LNVSPARE3:256M,LNVCRIT0:256M:crit=$CRIT
+DEVICE_TESTS='TestDisksCLI|TestStorageHealthReportsDegradedDrive|TestVolumeHealthReportsReadOnlyFilesystem|TestMetricsScrape|TestNVMeIdentityAndHealth|TestRestartAnswersFromMountTableAndLVM|TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV'
+REORDER_DRIVES=LNVTHICK0:1G,LNVTHICK1:1G,LNVTHIN0:2G:ns
+REORDER_DRIVES_REVERSED=LNVTHIN0:2G:ns,LNVTHICK1:1G,LNVTHICK0:1G
 
-payload=$(mktemp -d "${TMPDIR:-/tmp}/localnvme-payload.XXXXXX")
-trap 'rm -rf "$payload"' EXIT
-echo "[test-vm] building tests/vm (static)"
+work=$(mktemp -d "${TMPDIR:-/tmp}/localnvme-payload.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+payload=$work/payload
+mkdir -p "$payload"
+echo "[test-vm] building tests/vm and localnvme (static)"
 CGO_ENABLED=0 go test -c -tags vmtest -o "$payload/vm.test" ./tests/vm
+CGO_ENABLED=0 go build -ldflags "-X main.version=${VERSION:-vmtest}" -o "$payload/localnvme" ./cmd/localnvme
+
+vm() { # name drives [run.sh flags...]; the payload is $payload
+	local name=$1 drives=$2
+	shift 2
+	rm -rf "${OUT:?}/$name"
+	"$ROOT/hack/vm/run.sh" --payload "$payload" --out "$OUT/$name" --name "$name" --drives "$drives" \
+		--timeout "${VM_TIMEOUT:-4200}" "$@"
+}
 
 if [[ $MODE == demo ]]; then
 	cat >"$payload/run.sh" <<'PAYLOAD'
@@ -24,29 +44,47 @@ if [[ $MODE == demo ]]; then
 cd /payload
 exec ./vm.test -test.run '^TestDemo$' -test.timeout 30m -logtostderr=false -log_file=/results/driver-demo.log -v=4
 PAYLOAD
-	name=demo
-else
-	{
-		echo '#!/bin/sh'
-		echo 'cd /payload; rc=0'
-		echo "./vm.test -test.v -test.run '^(TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV|TestRestartAnswersFromMountTableAndLVM)\$' -test.timeout 20m -logtostderr=false -log_file=/results/driver-safety.log -v=4 || rc=1"
-		for c in "${CONFIGS[@]}"; do
-			echo "echo '@@SANITY-BEGIN $c'"
-			echo "SANITY_CONFIG=$c ./vm.test -test.run '^TestSanity\$' -test.timeout 60m -ginkgo.no-color -logtostderr=false -log_file=/results/driver-$c.log -v=4 || rc=1"
-			echo "echo '@@SANITY-END $c'"
-		done
-		echo 'exit $rc'
-	} >"$payload/run.sh"
-	name=vm-test
+	chmod +x "$payload/run.sh"
+	vm demo "$DRIVES"
+	exit
 fi
+
+# 1. Device tests and csi-sanity.
+{
+	echo '#!/bin/sh'
+	echo 'cd /payload; rc=0'
+	echo "./vm.test -test.v -test.run '^($DEVICE_TESTS)\$' -nvme-crit-warning=$CRIT -test.timeout 20m -logtostderr=false -log_file=/results/driver-device.log -v=4 || rc=1"
+	for c in "${CONFIGS[@]}"; do
+		echo "echo '@@SANITY-BEGIN $c'"
+		echo "SANITY_CONFIG=$c ./vm.test -test.run '^TestSanity\$' -test.timeout 60m -ginkgo.no-color -logtostderr=false -log_file=/results/driver-$c.log -v=4 || rc=1"
+		echo "echo '@@SANITY-END $c'"
+	done
+	# shellcheck disable=SC2016 # expands in the VM
+	echo 'exit $rc'
+} >"$payload/run.sh"
 chmod +x "$payload/run.sh"
-
-rm -rf "$OUT/$name"
 rc=0
-"$ROOT/hack/vm/run.sh" --payload "$payload" --out "$OUT/$name" --name "$name" --drives "$DRIVES" --timeout "${VM_TIMEOUT:-4200}" || rc=$?
-[[ $MODE == demo ]] && exit $rc
+vm vm-test "$DRIVES" || rc=$?
 
-log=$OUT/$name/output.log
+# 2. Reorder: same drives, second boot in reverse order.
+images=$work/images
+phase() { # n drives
+	cat >"$payload/run.sh" <<PAYLOAD
+#!/bin/sh
+cd /payload
+exec ./vm.test -test.v -test.run '^TestReorderPhase$1\$' -test.timeout 10m -logtostderr=false -log_file=/results/driver-reorder$1.log -v=4
+PAYLOAD
+	chmod +x "$payload/run.sh"
+	vm "reorder$1" "$2" --images "$images"
+}
+rrc=0
+phase 1 "$REORDER_DRIVES" || rrc=$?
+if [[ $rrc -eq 0 ]]; then
+	cp "$OUT/reorder1/reorder.json" "$payload/reorder.json"
+	phase 2 "$REORDER_DRIVES_REVERSED" || rrc=$?
+fi
+
+log=$OUT/vm-test/output.log
 [[ -f $log ]] || { echo "[test-vm] FAIL: no output.log from the VM" >&2; exit 1; }
 echo
 echo "== csi-sanity summaries (real LVM on emulated NVMe)"
@@ -59,13 +97,16 @@ for c in "${CONFIGS[@]}"; do
 	if [[ -z $ran || -z $sum ]] || ! grep -q "@@SANITY config=$c passed=true" <<<"$sect"; then missing=1; else sanity_ok=$((sanity_ok + 1)); fi
 done
 echo
-grep -E '^(--- |ok|FAIL|PASS)' "$log" | grep -v '^--- PASS: TestSanity' || true
-# One line for CI: the Go tests run with -v (safety, restart) plus one per sanity configuration.
-passed=$(($(grep '^--- PASS: Test' "$log" | grep -vc 'TestSanity' || true) + sanity_ok))
-failed=$(($(grep '^--- FAIL: Test' "$log" | grep -vc 'TestSanity' || true) + ${#CONFIGS[@]} - sanity_ok))
+logs=("$log")
+for p in 1 2; do [[ -f $OUT/reorder$p/output.log ]] && logs+=("$OUT/reorder$p/output.log"); done
+grep -hE '^--- (PASS|FAIL)' "${logs[@]}" | grep -v 'TestSanity' || true
+# One line for CI: the Go tests run with -v, plus one per sanity configuration.
+passed=$(($(grep -hE '^--- PASS: Test' "${logs[@]}" | grep -vc 'TestSanity' || true) + sanity_ok))
+failed=$(($(grep -hE '^--- FAIL: Test' "${logs[@]}" | grep -vc 'TestSanity' || true) + ${#CONFIGS[@]} - sanity_ok))
+if [[ $((rc + rrc)) -ne 0 && $failed -eq 0 ]]; then failed=1; fi # a VM itself failed
 echo "vm: $passed passed, $failed failed"
-if [[ $rc -ne 0 || $missing -ne 0 ]]; then
-	echo "[test-vm] FAIL (vm rc=$rc, sanity complete=$((1 - missing))); logs in $OUT/$name" >&2
+if [[ $rc -ne 0 || $rrc -ne 0 || $missing -ne 0 ]]; then
+	echo "[test-vm] FAIL (device+sanity VM rc=$rc, reorder rc=$rrc, sanity complete=$((1 - missing))); logs in $OUT" >&2
 	exit 1
 fi
-echo "[test-vm] PASS; logs in $OUT/$name"
+echo "[test-vm] PASS; logs in $OUT/{vm-test,reorder1,reorder2}"

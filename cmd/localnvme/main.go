@@ -25,6 +25,7 @@ func usage() {
 
 Usage:
   localnvme node [flags]     serve CSI Identity, Controller and Node for this node
+  localnvme disks ...        list NVMe drives with identity, health and class; adopt/release them
   localnvme version          print the version
 
 Run "localnvme node -h" for the node flags.
@@ -39,6 +40,8 @@ func main() {
 	switch os.Args[1] {
 	case "node":
 		os.Exit(runNode(os.Args[2:]))
+	case "disks":
+		os.Exit(runDisks(os.Args[2:], os.Stdout))
 	case "version", "--version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -57,6 +60,7 @@ func runNode(args []string) int {
 	cfgPath := fs.String("config", "/etc/localnvme/config.yaml", "device class configuration file")
 	lvmConfig := fs.String("lvm-config", "", "extra LVM configuration passed to every lvm command as --config")
 	maxAge := fs.Duration("lvm-report-max-age", 30*time.Second, "serve the cached LVM report at most this long (mutations always refresh it)")
+	metricsAddr := fs.String("metrics-address", ":9810", `serve Prometheus /metrics and /healthz on this address ("" disables)`)
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 
@@ -82,6 +86,12 @@ func runNode(args []string) int {
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1
+	}
+	if *metricsAddr != "" {
+		if err := serveMetrics(ctx, *metricsAddr, n); err != nil {
+			logger.Error(err, "Starting node plugin")
+			return 1
+		}
 	}
 	if err := n.Driver.Serve(ctx, *endpoint); err != nil {
 		logger.Error(err, "Serving CSI")

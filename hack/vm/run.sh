@@ -3,7 +3,7 @@
 # payload inside it. See hack/vm/README.md for the full contract.
 #
 # usage: hack/vm/run.sh --payload DIR --out OUTDIR [--name NAME]
-#          [--timeout SECONDS] [--mem MB] [--smp N] [--drives SPEC]
+#          [--timeout SECONDS] [--mem MB] [--smp N] [--drives SPEC] [--images DIR]
 #
 # Exit code: the payload's rc; 124 on timeout; 125 when the VM did not boot,
 # died before the payload finished, or produced no results; 2 on bad usage.
@@ -21,7 +21,7 @@ RESULTS_SIZE=${LOCALNVME_VM_RESULTS_SIZE:-1G}
 # times out, the controller is reset, in-flight I/O fails with sct 0x3/sc 0x71).
 FLAKE_RE='I/O Error \(sct|nvme[0-9]+n[0-9]+: I/O Cmd|nvme nvme[0-9]+: .*[Tt]imeout|nvme[0-9]+: .*I/O .*timeout'
 
-PAYLOAD="" OUTDIR="" NAME="" TIMEOUT=2400 MEM=1536 SMP=1 DRIVES=$DEFAULT_DRIVES
+IMAGES="" PAYLOAD="" OUTDIR="" NAME="" TIMEOUT=2400 MEM=1536 SMP=1 DRIVES=$DEFAULT_DRIVES
 
 usage() {
 	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -39,6 +39,7 @@ while [[ $# -gt 0 ]]; do
 	--mem) MEM=${2:-}; shift 2 ;;
 	--smp) SMP=${2:-}; shift 2 ;;
 	--drives) DRIVES=${2:-}; shift 2 ;;
+	--images) IMAGES=${2:-}; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -50,24 +51,46 @@ for v in TIMEOUT MEM SMP; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--${v,,} must be a positive integer (got '${!v}')"
 done
 PAYLOAD=$(cd "$PAYLOAD" && pwd)
+if [[ -n $IMAGES ]]; then mkdir -p "$IMAGES" && IMAGES=$(cd "$IMAGES" && pwd); fi
 [[ -n $NAME ]] || NAME=$(basename "$PAYLOAD")
 
 RUN_START=$(date +%s)
 
 # ------------------------------------------------------------------ drives
-SERIALS=() SIZES=() NSFLAGS=() EUIS=() UUIDS=()
+SERIALS=() SIZES=() NSFLAGS=() CRITS=() EUIS=() UUIDS=()
 parse_drives() {
-	local spec item serial size flag n=0 nsn=0
+	local spec item serial size flag crit opt opts n=0 nsn=0
 	IFS=',' read -r -a spec <<<"$DRIVES"
 	for item in "${spec[@]}"; do
-		IFS=':' read -r serial size flag <<<"$item"
+		IFS=':' read -r serial size opts <<<"$item"
 		[[ $serial =~ ^[A-Za-z0-9_.-]{1,20}$ ]] || die "drive '$item': serial must be 1-20 chars [A-Za-z0-9_.-]"
 		[[ $serial != RESULTS ]] || die "drive serial RESULTS is reserved"
 		[[ $size =~ ^[1-9][0-9]*[KMGT]?$ ]] || die "drive '$item': size must look like 512M or 3G"
-		[[ -z $flag || $flag == ns ]] || die "drive '$item': only ':ns' is allowed as third field"
+		# Options after SIZE, in any order: 'ns' and 'crit=N' (qemu's smart_critical_warning).
+		flag="" crit=""
+		IFS=':' read -r -a opts <<<"$opts"
+		for opt in "${opts[@]}"; do
+			case $opt in
+			ns)
+				[[ -z $flag ]] || die "drive '$item': 'ns' given twice"
+				flag=ns
+				;;
+			crit=*)
+				[[ -z $crit ]] || die "drive '$item': 'crit=' given twice"
+				crit=${opt#crit=}
+				[[ $crit =~ ^(0|[1-9][0-9]{0,2}|0[xX][0-9A-Fa-f]{1,2})$ ]] ||
+					die "drive '$item': crit must be a decimal or 0x hex byte (got '$crit')"
+				crit=$((crit))
+				# qemu accepts bits 0-4 only (bit 5 needs a PMR, which run.sh never attaches).
+				[[ $((crit & ~0x1f)) -eq 0 ]] ||
+					die "drive '$item': crit=$crit has bits qemu rejects (allowed: 0x1f)"
+				;;
+			*) die "drive '$item': unknown option '$opt' (allowed: ns, crit=N)" ;;
+			esac
+		done
 		local s
 		for s in "${SERIALS[@]}"; do [[ $s != "$serial" ]] || die "duplicate drive serial $serial"; done
-		SERIALS+=("$serial") SIZES+=("$size") NSFLAGS+=("$flag")
+		SERIALS+=("$serial") SIZES+=("$size") NSFLAGS+=("$flag") CRITS+=("$crit")
 		if [[ $flag == ns ]]; then
 			nsn=$((nsn + 1))
 			EUIS+=("$(printf '0x00a0b0c0d0e0f%03x' "$nsn")")
@@ -140,13 +163,23 @@ run_attempt() {
 	BIOS=()
 	if [[ -f /usr/share/qemu/qboot.rom ]]; then BIOS=(-bios /usr/share/qemu/qboot.rom); fi
 	for i in "${!SERIALS[@]}"; do
-		truncate -s "${SIZES[$i]}" "$WORK/nvme$i.img"
-		args+=(-drive "file=$WORK/nvme$i.img,if=none,id=d$i,format=raw,cache=unsafe")
+		local img=$WORK/nvme$i.img cache=unsafe
+		if [[ -n $IMAGES ]]; then
+			# Persistent drives (kept across runs, named by serial): a later run may attach
+			# them in another order. Created sparse when missing, reused as they are.
+			img=$IMAGES/${SERIALS[$i]}.img cache=writeback
+			[[ -f $img ]] || truncate -s "${SIZES[$i]}" "$img"
+		else
+			truncate -s "${SIZES[$i]}" "$img"
+		fi
+		args+=(-drive "file=$img,if=none,id=d$i,format=raw,cache=$cache")
+		local ctrlopts=""
+		if [[ -n ${CRITS[$i]} ]]; then ctrlopts=",smart_critical_warning=${CRITS[$i]}"; fi
 		if [[ ${NSFLAGS[$i]} == ns ]]; then
-			args+=(-device "nvme,id=c$i,serial=${SERIALS[$i]}")
+			args+=(-device "nvme,id=c$i,serial=${SERIALS[$i]}$ctrlopts")
 			args+=(-device "nvme-ns,drive=d$i,bus=c$i,nsid=1,eui64=${EUIS[$i]},uuid=${UUIDS[$i]}")
 		else
-			args+=(-device "nvme,drive=d$i,serial=${SERIALS[$i]}")
+			args+=(-device "nvme,drive=d$i,serial=${SERIALS[$i]}$ctrlopts")
 		fi
 	done
 	truncate -s "$RESULTS_SIZE" "$WORK/results.img"

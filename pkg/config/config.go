@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,15 +75,34 @@ func ParseSize(str string) (uint64, error) {
 	return n * mult, nil
 }
 
-// DeviceSelector names one NVMe namespace by a stable identity. Exactly one field is set.
-// Identity is one of the forms disk.Namespace.Identities() yields ("eui64:…", "nguid:…",
-// "uuid:…", "serial:<serial>/ns<nsid>"); Serial is a shorthand matching any namespace of the
-// controller with that serial; Path (a /dev path) is accepted but discouraged because paths
-// are not stable across boots.
+// DeviceSelector picks NVMe namespaces for a class. It is either exact or a rule.
+//
+// Exact (exactly one field): Identity is one of the forms disk.Namespace.Identities()
+// yields ("eui64:…", "nguid:…", "uuid:…", "serial:<serial>/ns<nsid>"); Serial matches the
+// namespaces of the controller with that serial; Path (a /dev path) is accepted but
+// discouraged because paths are not stable across boots. An exact selector must match a
+// present drive, and a drive it names that is not provably empty refuses the whole class:
+// the operator named that drive.
+//
+// Rule (AllEmpty and/or ModelPattern/SerialPattern, optionally with MinSize/MaxSize, all
+// conditions must hold): it matches any number of drives; a matched drive that is not
+// provably empty is skipped (reported as refused) without refusing the class, and drives
+// named by another class's exact selector are never taken by a rule.
 type DeviceSelector struct {
 	Identity string `json:"identity,omitempty"`
 	Serial   string `json:"serial,omitempty"`
 	Path     string `json:"path,omitempty"`
+
+	AllEmpty      bool   `json:"allEmpty,omitempty"`
+	ModelPattern  string `json:"modelPattern,omitempty"`  // shell glob (path.Match) on the trimmed model
+	SerialPattern string `json:"serialPattern,omitempty"` // shell glob on the trimmed serial
+	MinSize       Size   `json:"minSize,omitempty"`
+	MaxSize       Size   `json:"maxSize,omitempty"`
+}
+
+// IsRule reports whether the selector is a rule rather than an exact name.
+func (d DeviceSelector) IsRule() bool {
+	return d.AllEmpty || d.ModelPattern != "" || d.SerialPattern != "" || d.MinSize != 0 || d.MaxSize != 0
 }
 
 func (d DeviceSelector) String() string {
@@ -91,9 +111,26 @@ func (d DeviceSelector) String() string {
 		return d.Identity
 	case d.Serial != "":
 		return "serial:" + d.Serial
-	default:
+	case d.Path != "":
 		return "path:" + d.Path
 	}
+	var parts []string
+	if d.AllEmpty {
+		parts = append(parts, "all empty")
+	}
+	if d.ModelPattern != "" {
+		parts = append(parts, "model="+d.ModelPattern)
+	}
+	if d.SerialPattern != "" {
+		parts = append(parts, "serial="+d.SerialPattern)
+	}
+	if d.MinSize != 0 {
+		parts = append(parts, fmt.Sprintf("size>=%d", uint64(d.MinSize)))
+	}
+	if d.MaxSize != 0 {
+		parts = append(parts, fmt.Sprintf("size<=%d", uint64(d.MaxSize)))
+	}
+	return "rule(" + strings.Join(parts, ",") + ")"
 }
 
 // ThinPool configures the pool of a thin class.
@@ -229,8 +266,22 @@ func (c *Config) Validate() error {
 					set++
 				}
 			}
-			if set != 1 {
-				errs = append(errs, fmt.Errorf("%s: devices[%d] must set exactly one of identity, serial, path", where, j))
+			switch {
+			case set > 1 || (set == 1 && s.IsRule()):
+				errs = append(errs, fmt.Errorf("%s: devices[%d] must be either exactly one of identity, serial, path or a rule (allEmpty, modelPattern, serialPattern, minSize, maxSize)", where, j))
+				continue
+			case set == 0 && !s.IsRule():
+				errs = append(errs, fmt.Errorf("%s: devices[%d] selects nothing", where, j))
+				continue
+			case s.IsRule():
+				for _, pat := range []string{s.ModelPattern, s.SerialPattern} {
+					if _, err := path.Match(pat, ""); err != nil {
+						errs = append(errs, fmt.Errorf("%s: devices[%d]: bad pattern %q: %w", where, j, pat, err))
+					}
+				}
+				if s.MaxSize != 0 && s.MinSize > s.MaxSize {
+					errs = append(errs, fmt.Errorf("%s: devices[%d]: minSize > maxSize", where, j))
+				}
 				continue
 			}
 			key := strings.ToLower(s.String())
@@ -241,7 +292,7 @@ func (c *Config) Validate() error {
 		}
 		if d.Stripes < 1 || d.Stripes > 64 {
 			errs = append(errs, fmt.Errorf("%s: stripes must be 1..64", where))
-		} else if d.Stripes > len(d.Devices) {
+		} else if d.Stripes > len(d.Devices) && !hasRule(d.Devices) {
 			errs = append(errs, fmt.Errorf("%s: stripes=%d needs at least that many devices (%d listed)", where, d.Stripes, len(d.Devices)))
 		}
 		if d.StripeSize != 0 && (d.StripeSize&(d.StripeSize-1) != 0 || d.StripeSize < 4096) {
@@ -260,6 +311,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%d classes are marked default; at most one may be", defaults))
 	}
 	return errors.Join(errs...)
+}
+
+func hasRule(sels []DeviceSelector) bool {
+	for _, s := range sels {
+		if s.IsRule() {
+			return true
+		}
+	}
+	return false
 }
 
 // Class returns the class with that name, or the default class for name "" (the only

@@ -12,10 +12,24 @@ import (
 	"strings"
 
 	"k8s.io/klog/v2"
+
+	"github.com/localnvme/localnvme/pkg/nvme"
 )
 
 // Discoverer reads sysfs. SysRoot defaults to "/sys"; DevRoot "/dev".
-type Discoverer struct{ SysRoot, DevRoot string }
+type Discoverer struct {
+	SysRoot, DevRoot string
+	// IDs, when set, asks the device for a namespace's identifiers (NVMe Identify) when
+	// sysfs shows none: some kernels hide them for controllers they distrust (Linux applies
+	// NVME_QUIRK_BOGUS_NID to qemu's controller, for example).
+	IDs NamespaceIDReader
+}
+
+// NamespaceIDReader returns a namespace's EUI-64, NGUID and UUID in the forms Namespace
+// uses ("" when absent); pkg/nvme's Client implements it through the admin ioctl.
+type NamespaceIDReader interface {
+	NamespaceIDs(devPath string, nsid uint32) (nvme.NamespaceIDs, error)
+}
 
 var (
 	// nsNameRE matches namespace block devices (nvme0n1) but not the hidden per-path
@@ -66,6 +80,14 @@ func (d Discoverer) List() ([]Namespace, error) {
 				}
 			}
 			return nil, err
+		}
+		if ns.EUI64 == "" && ns.NGUID == "" && ns.UUID == "" && d.IDs != nil && ns.NSID > 0 {
+			ids, err := d.IDs.NamespaceIDs(ns.DevPath, uint32(ns.NSID))
+			if err != nil {
+				klog.V(2).InfoS("NVMe Identify for namespace identifiers failed; identity falls back to serial", "name", name, "err", err)
+			} else {
+				ns.EUI64, ns.NGUID, ns.UUID = ids.EUI64, ids.NGUID, ids.UUID
+			}
 		}
 		out = append(out, ns)
 	}

@@ -1,11 +1,14 @@
 package disk
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/localnvme/localnvme/pkg/nvme"
 )
 
 const pciNVMe = "devices/pci0000:00/0000:00:04.0/nvme"
@@ -425,4 +428,40 @@ func TestListErrors(t *testing.T) {
 			t.Fatal("expected an error")
 		}
 	})
+}
+
+type fakeIDs struct {
+	ids   nvme.NamespaceIDs
+	calls []string
+}
+
+func (f *fakeIDs) NamespaceIDs(dev string, nsid uint32) (nvme.NamespaceIDs, error) {
+	f.calls = append(f.calls, fmt.Sprintf("%s/%d", dev, nsid))
+	return f.ids, nil
+}
+
+// TestListAsksDeviceWhenSysfsHidesIDs: with no eui/nguid/uuid in sysfs (Linux hides them
+// for qemu's controller), discovery asks the device (NVMe Identify) and the identity
+// becomes the EUI-64; with sysfs IDs present the device is not asked.
+func TestListAsksDeviceWhenSysfsHidesIDs(t *testing.T) {
+	f := newFakeSys(t)
+	f.ctrl("nvme0", qemuSerial, qemuModel, qemuFW)
+	f.ns(nsSpec{name: "nvme0n1", ctrl: "nvme0", dev: "259:0", sectors: "8", nsid: "1"})
+	ids := &fakeIDs{ids: nvme.NamespaceIDs{EUI64: "00a0b0c0d0e0f001", UUID: "6c6e766d-0000-4000-8000-000000000001"}}
+	got, err := Discoverer{SysRoot: f.root, DevRoot: "/dev", IDs: ids}.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Identity() != "eui64:00a0b0c0d0e0f001" || got[0].UUID != ids.ids.UUID {
+		t.Fatalf("got %+v (identity %s)", got, got[0].Identity())
+	}
+	if len(ids.calls) != 1 || ids.calls[0] != "/dev/nvme0n1/1" {
+		t.Errorf("Identify calls %v", ids.calls)
+	}
+	f.write("block/nvme0n1/eui", "00 11 22 33 44 55 66 77\n")
+	ids.calls = nil
+	got, _ = Discoverer{SysRoot: f.root, IDs: ids}.List()
+	if len(ids.calls) != 0 || got[0].EUI64 != "0011223344556677" {
+		t.Errorf("sysfs IDs present: calls %v, eui %s", ids.calls, got[0].EUI64)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -436,6 +437,16 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 	conds, err := d.engine.VolumeHealth(ctx, req.GetVolumeId())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	// The staging mount is always read-write; read-only there means the kernel remounted
+	// the filesystem after an error (ext4 errors=remount-ro, an xfs shutdown).
+	if staging := req.GetStagingTargetPath(); staging != "" {
+		if mis, err := d.host.MountInfo(); err == nil {
+			if mi := mountAt(mis, staging); mi != nil && (slices.Contains(mi.MountOptions, "ro") || slices.Contains(mi.SuperOptions, "ro")) {
+				conds = append(conds, volume.Condition{Reason: "FilesystemReadOnly", Unreachable: true,
+					Message: fmt.Sprintf("the filesystem staged at %s is mounted read-only (remounted after an error?)", staging)})
+			}
+		}
 	}
 	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{
 		VolumeId:       req.GetVolumeId(),

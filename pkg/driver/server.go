@@ -54,6 +54,8 @@ type Options struct {
 	Host    Host
 	Exec    utilexec.Interface
 	Prober  *disk.Prober
+	// Interceptors run on every unary call after the logging interceptor (e.g. metrics).
+	Interceptors []grpc.UnaryServerInterceptor
 }
 
 // Driver implements the CSI services.
@@ -72,6 +74,7 @@ type Driver struct {
 	fs      *filesystems
 	locks   volume.KeyLocks
 	ready   atomic.Bool
+	icpts   []grpc.UnaryServerInterceptor
 }
 
 // New returns a driver.
@@ -82,7 +85,7 @@ func New(o Options) (*Driver, error) {
 	if o.NodeID == "" {
 		return nil, errors.New("node ID must be set")
 	}
-	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober}
+	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober, icpts: o.Interceptors}
 	d.fs = &filesystems{exec: o.Exec}
 	return d, nil
 }
@@ -117,9 +120,11 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	return srv.Serve(lis)
 }
 
-// GRPCServer returns a server with the services for the driver's mode registered.
+// GRPCServer returns a server with the services for the driver's mode registered. The
+// logging interceptor runs first, then Options.Interceptors in order.
 func (d *Driver) GRPCServer(logger klog.Logger) *grpc.Server {
-	srv := grpc.NewServer(grpc.UnaryInterceptor(logInterceptor(logger)))
+	icpts := append([]grpc.UnaryServerInterceptor{logInterceptor(logger)}, d.icpts...)
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(icpts...))
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterControllerServer(srv, d)
 	csi.RegisterNodeServer(srv, d)

@@ -291,3 +291,30 @@ func (c *Client) VGChangeActivate(ctx context.Context, vg string) error {
 	}
 	return c.mutate(ctx, "vgchange", "-ay", "-K", vg)
 }
+
+// VGReduce removes unused PVs from a VG: vgreduce name devs...
+func (c *Client) VGReduce(ctx context.Context, name string, devs []string) error {
+	if err := checkName("VG", name); err != nil {
+		return err
+	}
+	if err := checkDevs(devs); err != nil {
+		return err
+	}
+	return c.mutate(ctx, "vgreduce", append([]string{name}, devs...)...)
+}
+
+// VGRemove removes an empty VG: vgremove name (no -f: it refuses while LVs exist).
+func (c *Client) VGRemove(ctx context.Context, name string) error {
+	if err := checkName("VG", name); err != nil {
+		return err
+	}
+	return c.mutate(ctx, "vgremove", name)
+}
+
+// PVRemove removes the PV label from a device that is in no VG: pvremove dev (no -f).
+func (c *Client) PVRemove(ctx context.Context, dev string) error {
+	if err := checkDevs([]string{dev}); err != nil {
+		return err
+	}
+	return c.mutate(ctx, "pvremove", dev)
+}

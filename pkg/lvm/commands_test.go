@@ -32,6 +32,10 @@ func TestMutationCommandLines(t *testing.T) {
 			[]string{"vgcreate", "nvmevg", "/dev/nvme0n1"}},
 		{"vgextend", func(c *Client) error { return c.VGExtend(ctx, "nvmevg", []string{"/dev/nvme2n1", "/dev/nvme3n1"}) },
 			[]string{"vgextend", "nvmevg", "/dev/nvme2n1", "/dev/nvme3n1"}},
+		{"vgreduce", func(c *Client) error { return c.VGReduce(ctx, "nvmevg", []string{"/dev/nvme3n1"}) },
+			[]string{"vgreduce", "nvmevg", "/dev/nvme3n1"}},
+		{"vgremove", func(c *Client) error { return c.VGRemove(ctx, "nvmevg") }, []string{"vgremove", "nvmevg"}},
+		{"pvremove", func(c *Client) error { return c.PVRemove(ctx, "/dev/nvme3n1") }, []string{"pvremove", "/dev/nvme3n1"}},
 		{"lvcreate thick", func(c *Client) error {
 			return c.CreateLV(ctx, CreateLVOptions{VG: "nvmevg", Name: "pvc-1", Size: 1 << 30, Tags: []string{"localnvme", "pvc=ns/name"}})
 		}, []string{"lvcreate", "--yes", "-ay", "-Zy", "-Wy", "--addtag", "localnvme", "--addtag", "pvc=ns/name", "-L", "1073741824b", "-n", "pvc-1", "nvmevg"}},

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
-	utilexec "k8s.io/utils/exec"
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/disk"
 	"github.com/localnvme/localnvme/pkg/driver"
 	"github.com/localnvme/localnvme/pkg/lvm"
+	"github.com/localnvme/localnvme/pkg/metrics"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -40,25 +41,24 @@ type disks struct {
 
 // Node is a built node plugin.
 type Node struct {
-	Driver *driver.Driver
-	Engine *volume.Engine
-	LVM    *lvm.Client
+	Driver  *driver.Driver
+	Engine  *volume.Engine
+	LVM     *lvm.Client
+	Metrics *metrics.Metrics
 }
 
 // Build creates the node plugin and sets up its device classes (adopting provably empty
 // devices, refusing classes whose devices are not). The driver is marked ready.
 func Build(ctx context.Context, o Options) (*Node, error) {
-	ex := utilexec.New()
-	if o.ReportMaxAge == 0 {
-		o.ReportMaxAge = 30 * time.Second
-	}
-	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: o.ReportMaxAge})
-	prober := &disk.Prober{Exec: ex}
-	eng := volume.New(l, disks{Discoverer: disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot}, Prober: prober}, volume.FileCopier{}, o.Config)
+	p := NewParts(o)
+	eng, ex, l, prober := p.Engine, p.Exec, p.LVM, p.Prober
 	eng.Setup(ctx)
+	m := metrics.New()
+	m.Register(metricsSource{eng: eng})
 	d, err := driver.New(driver.Options{
 		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
 		Engine: eng, Host: driver.NewOSHost(ex), Exec: ex, Prober: prober,
+		Interceptors: []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating driver: %w", err)
@@ -71,5 +71,5 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 	}
 	klog.FromContext(ctx).Info("Node plugin built", "node", o.NodeID, "classes", len(eng.Classes()), "ready", ready)
 	d.SetReady(true)
-	return &Node{Driver: d, Engine: eng, LVM: l}, nil
+	return &Node{Driver: d, Engine: eng, LVM: l, Metrics: m}, nil
 }

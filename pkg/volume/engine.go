@@ -7,6 +7,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type LVM interface {
 	AddTags(ctx context.Context, vg, name string, tags []string) error
 	DeleteTags(ctx context.Context, vg, name string, tags []string) error
 	Activate(ctx context.Context, vg, name string) error
+	VGReduce(ctx context.Context, name string, devs []string) error
+	VGRemove(ctx context.Context, name string) error
+	PVRemove(ctx context.Context, dev string) error
 }
 
 // Disks finds NVMe namespaces and proves them empty.
@@ -54,8 +58,22 @@ type Class struct {
 	Ready bool
 	// Problems says why the class is not ready (each refused device with its reason).
 	Problems []string
-	// Members are the namespaces the class's selectors matched.
+	// Members are the namespaces the class uses (selected, and members or adoptable).
 	Members []disk.Namespace
+	// Refused are the drives the class selected but did not take, with why.
+	Refused []RefusedDrive
+}
+
+// RefusedDrive is a drive a class selected but did not take.
+type RefusedDrive struct {
+	disk.Namespace
+	// Codes are machine-readable reasons: disk.Reason values ("signature",
+	// "partition-table", "mounted", …, "lvm-member" for a PV of another or no VG).
+	Codes  []string
+	Reason string // human-readable, names the device and identity
+	// BlocksClass: an exact selector named the drive, so the whole class is refused;
+	// a drive matched only by a rule is just skipped.
+	BlocksClass bool
 }
 
 // Thin reports whether the class uses a thin pool.
@@ -66,6 +84,7 @@ type Engine struct {
 	lvm     LVM
 	disks   Disks
 	copier  Copier
+	health  DriveHealthReader
 	cfg     *config.Config
 	locks   KeyLocks
 	classMu sync.RWMutex
@@ -124,17 +143,36 @@ func (e *Engine) readyClass(name string) (*Class, error) {
 func (e *Engine) Setup(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	nss, err := e.disks.List()
-	for _, c := range e.Classes() {
+	// Drives named by any class's exact selectors are never taken by another class's rule.
+	named := map[string]bool{}
+	for _, dc := range e.cfg.DeviceClasses {
+		for _, sel := range dc.Devices {
+			if !sel.IsRule() {
+				for _, ns := range match(sel, nss) {
+					named[ns.Name] = true
+				}
+			}
+		}
+	}
+	claimed := map[string]string{} // drives taken by a rule, in config order
+	for _, dc := range e.cfg.DeviceClasses {
+		c := e.classes[dc.Name]
 		var problems []string
+		var refused []RefusedDrive
 		var devs []disk.Namespace
 		if err != nil {
 			problems = []string{fmt.Sprintf("listing NVMe namespaces: %v", err)}
 		} else {
-			devs, problems = e.setupClass(ctx, c, nss)
+			devs, problems, refused = e.setupClass(ctx, c, nss, named, claimed)
 		}
 		e.classMu.Lock()
-		c.Members, c.Problems, c.Ready = devs, problems, len(problems) == 0
+		c.Members, c.Problems, c.Refused, c.Ready = devs, problems, refused, len(problems) == 0
 		e.classMu.Unlock()
+		for _, r := range refused {
+			if !r.BlocksClass {
+				logger.Info("Drive matched by a rule but not adopted", "class", c.Name, "reason", r.Reason)
+			}
+		}
 		if len(problems) > 0 {
 			logger.Error(nil, "Device class refused", "class", c.Name, "vg", c.VolumeGroup, "reasons", problems)
 		} else {
@@ -143,17 +181,15 @@ func (e *Engine) Setup(ctx context.Context) {
 	}
 }
 
-// match returns the namespaces a selector names.
+// match returns the namespaces a selector picks (exact or rule conditions; a rule's
+// emptiness is checked later).
 func match(sel config.DeviceSelector, nss []disk.Namespace) []disk.Namespace {
 	var out []disk.Namespace
 	for _, ns := range nss {
 		switch {
 		case sel.Identity != "":
-			for _, id := range ns.Identities() {
-				if strings.EqualFold(id, sel.Identity) {
-					out = append(out, ns)
-					break
-				}
+			if ns.Matches(sel.Identity) {
+				out = append(out, ns)
 			}
 		case sel.Serial != "":
 			if ns.Serial == sel.Serial {
@@ -163,57 +199,110 @@ func match(sel config.DeviceSelector, nss []disk.Namespace) []disk.Namespace {
 			if ns.DevPath == sel.Path {
 				out = append(out, ns)
 			}
+		default:
+			if ruleMatches(sel, ns) {
+				out = append(out, ns)
+			}
 		}
 	}
 	return out
 }
 
-func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace) ([]disk.Namespace, []string) {
+func ruleMatches(sel config.DeviceSelector, ns disk.Namespace) bool {
+	if ok, _ := path.Match(sel.ModelPattern, ns.Model); sel.ModelPattern != "" && !ok {
+		return false
+	}
+	if ok, _ := path.Match(sel.SerialPattern, ns.Serial); sel.SerialPattern != "" && !ok {
+		return false
+	}
+	size := uint64(ns.SizeBytes)
+	if sel.MinSize != 0 && size < uint64(sel.MinSize) {
+		return false
+	}
+	if sel.MaxSize != 0 && size > uint64(sel.MaxSize) {
+		return false
+	}
+	return true
+}
+
+// setupClass selects the class's drives, verifies them and builds or extends its VG and
+// pool. It returns the members, the problems that refuse the class, and the drives it
+// selected but did not take (not empty, or a PV elsewhere).
+func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace, named map[string]bool, claimed map[string]string) ([]disk.Namespace, []string, []RefusedDrive) {
 	var problems []string
+	var skipped []RefusedDrive
 	var devs []disk.Namespace
+	fromRule := map[string]bool{}
 	seen := map[string]bool{}
 	for _, sel := range c.DeviceClass.Devices {
 		m := match(sel, nss)
-		if len(m) == 0 {
+		if len(m) == 0 && !sel.IsRule() {
 			problems = append(problems, fmt.Sprintf("device %s: not found on this node", sel))
 		}
 		for _, ns := range m {
-			if !seen[ns.Name] {
-				seen[ns.Name] = true
-				devs = append(devs, ns)
+			if seen[ns.Name] {
+				continue
 			}
+			if sel.IsRule() {
+				if named[ns.Name] || (claimed[ns.Name] != "" && claimed[ns.Name] != c.Name) {
+					continue
+				}
+				fromRule[ns.Name] = true
+			}
+			seen[ns.Name] = true
+			devs = append(devs, ns)
 		}
 	}
 	if len(problems) > 0 {
-		return devs, problems
+		return devs, problems, nil
 	}
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
-		return devs, []string{fmt.Sprintf("reading LVM state: %v", err)}
+		return devs, []string{fmt.Sprintf("reading LVM state: %v", err)}, nil
 	}
 	pvs := map[string]lvm.PV{}
 	for _, pv := range rep.PVs {
 		pvs[pv.Name] = pv
 	}
 	var members, adopt []string
+	var kept []disk.Namespace
 	for _, ns := range devs {
+		refuse := func(msg string, codes ...string) {
+			skipped = append(skipped, RefusedDrive{Namespace: ns, Codes: codes, Reason: msg, BlocksClass: !fromRule[ns.Name]})
+			if !fromRule[ns.Name] {
+				problems = append(problems, msg)
+			}
+		}
 		if pv, ok := pvs[ns.DevPath]; ok {
 			switch pv.VGName {
 			case c.VolumeGroup:
 				members = append(members, ns.DevPath)
+				kept = append(kept, ns)
 			case "":
-				problems = append(problems, fmt.Sprintf("device %s (%s): an LVM PV that belongs to no volume group; refusing to adopt it (pvremove it if it is not in use)", ns.DevPath, ns.Identity()))
+				refuse(fmt.Sprintf("device %s (%s): an LVM PV that belongs to no volume group; refusing to adopt it (pvremove it if it is not in use)", ns.DevPath, ns.Identity()), string(disk.ReasonLVMMember))
 			default:
-				problems = append(problems, fmt.Sprintf("device %s (%s): a PV of another volume group %q", ns.DevPath, ns.Identity(), pv.VGName))
+				refuse(fmt.Sprintf("device %s (%s): a PV of another volume group %q", ns.DevPath, ns.Identity(), pv.VGName), string(disk.ReasonLVMMember))
 			}
 			continue
 		}
 		v := e.disks.Check(ctx, ns)
 		if !v.Empty {
-			problems = append(problems, fmt.Sprintf("device %s (%s): %s", ns.DevPath, ns.Identity(), v))
+			codes := make([]string, 0, len(v.Refusals))
+			for _, r := range v.Refusals {
+				codes = append(codes, string(r.Reason))
+			}
+			refuse(fmt.Sprintf("device %s (%s): %s", ns.DevPath, ns.Identity(), v), codes...)
 			continue
 		}
 		adopt = append(adopt, ns.DevPath)
+		kept = append(kept, ns)
+		if fromRule[ns.Name] {
+			claimed[ns.Name] = c.Name
+		}
+	}
+	devs = kept
+	if len(devs) == 0 && len(problems) == 0 && rep.VGByName(c.VolumeGroup) == nil {
+		problems = append(problems, "no drive matched the class's selectors and was adoptable")
 	}
 	vg := rep.VGByName(c.VolumeGroup)
 	if vg != nil && vg.Partial {
@@ -223,42 +312,53 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace)
 		problems = append(problems, fmt.Sprintf("volume group %s not found although %v claim to be its PVs", c.VolumeGroup, members))
 	}
 	if len(problems) > 0 {
-		return devs, problems
+		return devs, problems, skipped
 	}
+	if err := e.build(ctx, c, vg != nil, adopt); err != nil {
+		return devs, []string{err.Error()}, skipped
+	}
+	return devs, nil, skipped
+}
+
+// build adopts proven-empty devices into the class's VG (creating it when it does not
+// exist yet), creates a thin class's pool when missing and activates the VG.
+func (e *Engine) build(ctx context.Context, c *Class, vgExists bool, adopt []string) error {
 	logger := klog.FromContext(ctx).WithValues("class", c.Name, "vg", c.VolumeGroup)
 	for _, dev := range adopt {
 		logger.Info("Adopting empty device", "device", dev, "metadataSize", uint64(c.MetadataSize))
 		if err := e.lvm.PVCreate(ctx, dev, uint64(c.MetadataSize)); err != nil {
-			return devs, []string{fmt.Sprintf("pvcreate %s: %v", dev, err)}
+			return fmt.Errorf("pvcreate %s: %w", dev, err)
 		}
 	}
 	if len(adopt) > 0 {
-		if vg == nil {
+		var err error
+		if !vgExists {
 			err = e.lvm.VGCreate(ctx, c.VolumeGroup, adopt, []string{Tag(TagClass, c.Name)})
 		} else {
 			err = e.lvm.VGExtend(ctx, c.VolumeGroup, adopt)
 		}
 		if err != nil {
-			return devs, []string{fmt.Sprintf("building volume group %s from %v: %v", c.VolumeGroup, adopt, err)}
+			return fmt.Errorf("building volume group %s from %v: %w", c.VolumeGroup, adopt, err)
 		}
 	}
 	if c.Thin() {
-		if rep, err = e.lvm.Report(ctx); err != nil {
-			return devs, []string{fmt.Sprintf("reading LVM state: %v", err)}
+		rep, err := e.lvm.Report(ctx)
+		if err != nil {
+			return fmt.Errorf("reading LVM state: %w", err)
 		}
 		if pool := rep.LVByName(c.VolumeGroup, c.ThinPool.Name); pool == nil {
 			logger.Info("Creating thin pool", "pool", c.ThinPool.Name, "percentOfFree", c.ThinPool.SizePercent)
 			if err := e.lvm.CreateThinPool(ctx, c.VolumeGroup, c.ThinPool.Name, c.ThinPool.SizePercent, nil); err != nil {
-				return devs, []string{fmt.Sprintf("creating thin pool %s/%s: %v", c.VolumeGroup, c.ThinPool.Name, err)}
+				return fmt.Errorf("creating thin pool %s/%s: %w", c.VolumeGroup, c.ThinPool.Name, err)
 			}
 		} else if !pool.IsThinPool() {
-			return devs, []string{fmt.Sprintf("%s/%s exists but is not a thin pool", c.VolumeGroup, c.ThinPool.Name)}
+			return fmt.Errorf("%s/%s exists but is not a thin pool", c.VolumeGroup, c.ThinPool.Name)
 		}
 	}
 	if err := e.lvm.VGChangeActivate(ctx, c.VolumeGroup); err != nil {
-		return devs, []string{fmt.Sprintf("activating volume group %s: %v", c.VolumeGroup, err)}
+		return fmt.Errorf("activating volume group %s: %w", c.VolumeGroup, err)
 	}
-	return devs, nil
+	return nil
 }
 
 // unit is the allocation unit of a class: the extent size times the stripe count.

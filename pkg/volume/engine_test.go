@@ -10,6 +10,7 @@ import (
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/disk"
 	"github.com/localnvme/localnvme/pkg/lvm"
+	"github.com/localnvme/localnvme/pkg/nvme"
 )
 
 // fakeLVM keeps an in-memory report and applies the few mutations the engine makes.
@@ -81,6 +82,13 @@ func (f *fakeLVM) DeleteTags(context.Context, string, string, []string) error {
 	return nil
 }
 func (f *fakeLVM) Activate(context.Context, string, string) error { return nil }
+func (f *fakeLVM) VGReduce(_ context.Context, vg string, devs []string) error {
+	return f.log("vgreduce %s %v", vg, devs)
+}
+func (f *fakeLVM) VGRemove(_ context.Context, vg string) error { return f.log("vgremove %s", vg) }
+func (f *fakeLVM) PVRemove(_ context.Context, dev string) error {
+	return f.log("pvremove %s", dev)
+}
 
 type fakeDisks struct {
 	nss      []disk.Namespace
@@ -238,5 +246,171 @@ func TestDeleteRefusesWhenClassWasRemovedButLVExists(t *testing.T) {
 	}
 	if len(f.rep.LVs) != 1 {
 		t.Fatal("the LV was removed")
+	}
+}
+
+func TestSetupRuleSelectors(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+deviceClasses:
+- name: named
+  volumeGroup: vg-named
+  type: thick
+  devices: [{serial: S0}]
+- name: big
+  volumeGroup: vg-big
+  type: thick
+  devices: [{modelPattern: "Big*", minSize: 1Gi}]
+- name: rest
+  volumeGroup: vg-rest
+  type: thick
+  devices: [{allEmpty: true}]
+- name: none
+  volumeGroup: vg-none
+  type: thick
+  devices: [{serialPattern: "NOPE*"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss := []disk.Namespace{
+		{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "S0", Model: "Small", SizeBytes: 4 << 30},
+		{Name: "nvme1n1", DevPath: "/dev/nvme1n1", Serial: "S1", Model: "Small", SizeBytes: 4 << 30},
+		{Name: "nvme2n1", DevPath: "/dev/nvme2n1", Serial: "S2", Model: "Big One", SizeBytes: 4 << 30},
+		{Name: "nvme3n1", DevPath: "/dev/nvme3n1", Serial: "S3", Model: "Big Two", SizeBytes: 4 << 30},
+		{Name: "nvme4n1", DevPath: "/dev/nvme4n1", Serial: "S4", Model: "Big Tiny", SizeBytes: 512 << 20},
+	}
+	f := &fakeLVM{}
+	e := New(f, fakeDisks{nss: nss, verdicts: map[string]disk.Verdict{
+		"nvme2n1": {Refusals: []disk.Refusal{{Reason: disk.ReasonPartitionTable, Detail: `PTTYPE="gpt"`}}},
+	}}, nil, cfg)
+	e.Setup(context.Background())
+	want := map[string][]string{"named": {"S0"}, "big": {"S3"}, "rest": {"S1", "S4"}}
+	for _, c := range e.Classes() {
+		var got []string
+		for _, m := range c.Members {
+			got = append(got, m.Serial)
+		}
+		if c.Name == "none" {
+			if c.Ready || !strings.Contains(strings.Join(c.Problems, ";"), "no drive matched") {
+				t.Errorf("class none: ready=%v problems=%v", c.Ready, c.Problems)
+			}
+			continue
+		}
+		if !c.Ready || fmt.Sprint(got) != fmt.Sprint(want[c.Name]) {
+			t.Errorf("class %s: ready=%v members=%v problems=%v, want members %v", c.Name, c.Ready, got, c.Problems, want[c.Name])
+		}
+		if c.Name == "big" && (len(c.Refused) != 1 || c.Refused[0].Serial != "S2" || c.Refused[0].BlocksClass ||
+			fmt.Sprint(c.Refused[0].Codes) != "[partition-table]" || !strings.Contains(c.Refused[0].Reason, "gpt")) {
+			t.Errorf("class big: refused=%+v, want the partitioned drive skipped", c.Refused)
+		}
+	}
+	for _, call := range f.calls {
+		if strings.Contains(call, "nvme2n1") {
+			t.Errorf("non-empty drive touched: %s", call)
+		}
+	}
+}
+
+type fakeWiper struct {
+	d     fakeDisks
+	wiped []string
+}
+
+func (w *fakeWiper) Wipe(_ context.Context, dev string) error {
+	w.wiped = append(w.wiped, dev)
+	for name := range w.d.verdicts {
+		if "/dev/"+name == dev {
+			delete(w.d.verdicts, name)
+		}
+	}
+	return nil
+}
+
+func TestAdoptForceWipeRules(t *testing.T) {
+	cfg, _ := config.Parse([]byte("deviceClasses:\n- name: fast\n  volumeGroup: vg-fast\n  type: thick\n  devices: [{allEmpty: true}]\n"))
+	ext4 := disk.Verdict{Refusals: []disk.Refusal{{Reason: disk.ReasonSignature, Detail: `TYPE="ext4"`}}}
+	mounted := disk.Verdict{Refusals: []disk.Refusal{{Reason: disk.ReasonSignature}, {Reason: disk.ReasonMounted, Detail: "/mnt"}}}
+	nss := []disk.Namespace{
+		{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "A", NSID: 1},
+		{Name: "nvme1n1", DevPath: "/dev/nvme1n1", Serial: "B", NSID: 1},
+	}
+	tests := []struct {
+		name, identity, force string
+		verdicts              map[string]disk.Verdict
+		wantErr               string
+		wantWiped             bool
+	}{
+		{"empty drive", "serial:a/ns1", "", nil, "", false},
+		{"non-empty refused", "serial:a/ns1", "", map[string]disk.Verdict{"nvme0n1": ext4}, "--force-wipe serial:a/ns1", false},
+		{"force names another drive", "serial:a/ns1", "serial:b/ns1", map[string]disk.Verdict{"nvme0n1": ext4}, "not provably empty", false},
+		{"force wipes content", "serial:a/ns1", "serial:a/ns1", map[string]disk.Verdict{"nvme0n1": ext4}, "", true},
+		{"mounted is never wiped", "serial:a/ns1", "serial:a/ns1", map[string]disk.Verdict{"nvme0n1": mounted}, "cannot be wiped: mounted", false},
+		{"unknown identity", "serial:zz/ns1", "", nil, "no NVMe namespace", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verdicts := map[string]disk.Verdict{}
+			for k, v := range tt.verdicts {
+				verdicts[k] = v
+			}
+			d := fakeDisks{nss: nss, verdicts: verdicts}
+			f := &fakeLVM{}
+			e := New(f, d, nil, cfg)
+			w := &fakeWiper{d: d}
+			_, err := e.Adopt(context.Background(), "fast", tt.identity, tt.force, w)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Adopt: %v, want error containing %q", err, tt.wantErr)
+			}
+			if (len(w.wiped) > 0) != tt.wantWiped {
+				t.Errorf("wiped %v, want wiped=%v", w.wiped, tt.wantWiped)
+			}
+			created := strings.Contains(strings.Join(f.calls, ";"), "pvcreate")
+			if created != (tt.wantErr == "") {
+				t.Errorf("LVM calls %v after err=%v", f.calls, err)
+			}
+		})
+	}
+}
+
+type fakeHealth map[string]*nvme.HealthLog
+
+func (f fakeHealth) Health(dev string) (*nvme.HealthLog, error) {
+	if h, ok := f[dev]; ok {
+		return h, nil
+	}
+	return nil, errors.New("no health log")
+}
+
+func TestClassHealthIncludesDriveHealth(t *testing.T) {
+	tests := []struct {
+		name       string
+		log        *nvme.HealthLog
+		wantReason string
+	}{
+		{"healthy", &nvme.HealthLog{AvailableSpare: 100, AvailableSpareThreshold: 10, TemperatureKelvin: 320}, ""},
+		{"critical warning", &nvme.HealthLog{CriticalWarning: 0x05, AvailableSpare: 100, AvailableSpareThreshold: 10}, "DriveDegraded"},
+		{"worn out", &nvme.HealthLog{AvailableSpare: 100, AvailableSpareThreshold: 10, PercentageUsed: 100}, "DriveDegraded"},
+		{"spare below threshold", &nvme.HealthLog{AvailableSpare: 5, AvailableSpareThreshold: 10}, "DriveDegraded"},
+		{"unreadable", nil, "DriveHealthUnreadable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, f := newTestEngine(t, nil)
+			f.rep.VGs[0].Size = 1 << 30
+			h := fakeHealth{}
+			if tt.log != nil {
+				h["/dev/nvme0n1"] = tt.log
+			}
+			e.SetDriveHealth(h)
+			c, _ := e.Class("fast")
+			conds := e.ClassHealth(context.Background(), c)
+			var reasons []string
+			for _, c := range conds {
+				reasons = append(reasons, c.Reason)
+			}
+			if tt.wantReason == "" && len(conds) != 0 || tt.wantReason != "" && (len(conds) != 1 || conds[0].Reason != tt.wantReason) {
+				t.Errorf("conditions %v, want [%s]", reasons, tt.wantReason)
+			}
+		})
 	}
 }

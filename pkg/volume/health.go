@@ -4,7 +4,26 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/localnvme/localnvme/pkg/disk"
+	"github.com/localnvme/localnvme/pkg/nvme"
 )
+
+// DriveHealthReader reads a drive's NVMe SMART / health log (pkg/nvme.Client).
+type DriveHealthReader interface {
+	Health(devPath string) (*nvme.HealthLog, error)
+}
+
+// SetDriveHealth makes health reports include the drives' NVMe health.
+func (e *Engine) SetDriveHealth(h DriveHealthReader) { e.health = h }
+
+// DriveHealth reads one drive's NVMe health log; nil, nil without a reader.
+func (e *Engine) DriveHealth(ns disk.Namespace) (*nvme.HealthLog, error) {
+	if e.health == nil {
+		return nil, nil
+	}
+	return e.health.Health(ns.DevPath)
+}
 
 // Condition is one adverse health condition.
 type Condition struct {
@@ -37,6 +56,17 @@ func (e *Engine) ClassHealth(ctx context.Context, c *Class) []Condition {
 	}
 	if vg.Partial || vg.MissingPVCount > 0 || len(missing) > 0 {
 		out = append(out, Condition{Reason: "PhysicalVolumeMissing", Message: fmt.Sprintf("volume group %s is missing %d PV(s) %v", c.VolumeGroup, max(vg.MissingPVCount, len(missing)), missing)})
+	}
+	for _, ns := range c.Members {
+		h, err := e.DriveHealth(ns)
+		switch {
+		case err != nil:
+			out = append(out, Condition{Reason: "DriveHealthUnreadable", Message: fmt.Sprintf("drive %s (%s): reading the NVMe health log: %v", ns.DevPath, ns.Identity(), err)})
+		case h != nil:
+			if bad, why := h.Degraded(); bad {
+				out = append(out, Condition{Reason: "DriveDegraded", Message: fmt.Sprintf("drive %s (%s): %s", ns.DevPath, ns.Identity(), strings.Join(why, "; "))})
+			}
+		}
 	}
 	if c.Thin() {
 		pool := rep.LVByName(c.VolumeGroup, c.ThinPool.Name)

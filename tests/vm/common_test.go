@@ -65,9 +65,9 @@ func namespaceBySerial(t testing.TB, serial string) disk.Namespace {
 }
 
 // classesConfig is the standard test configuration: a thick class striped over two drives
-// and a thin class on the nvme-ns drive. Drives are selected by serial: the Debian 6.1
-// kernel ignores the namespace identifiers of qemu's controller (sysfs shows no eui/uuid),
-// see docs/limitations.md.
+// (selected by serial) and a thin class on the nvme-ns drive, selected by its EUI-64. The
+// Debian 6.1 kernel hides qemu's namespace identifiers from sysfs, so this also proves that
+// discovery reads them from the device (NVMe Identify).
 func classesConfig(t testing.TB, extra string) *config.Config {
 	t.Helper()
 	y := fmt.Sprintf(`
@@ -89,8 +89,8 @@ deviceClasses:
     sizePercent: 90
     overprovisionRatio: 10
   devices:
-  - serial: %s
-%s`, serialThick0, serialThick1, serialThin0, extra)
+  - identity: eui64:00a0b0c0d0e0f001
+%s`, serialThick0, serialThick1, extra)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, y)

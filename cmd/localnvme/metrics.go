@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/localnvme/localnvme/pkg/node"
+)
+
+// serveMetrics serves /metrics and /healthz on addr until ctx ends. It listens before
+// returning, so a bad or busy address fails the start.
+func serveMetrics(ctx context.Context, addr string, n *node.Node) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           n.Metrics.Handler(n.Ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // a scrape may wait up to 10 s per source call
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	logger := klog.FromContext(ctx)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			logger.Error(err, "Shutting down the metrics server")
+		}
+	}()
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "Serving metrics", "address", addr)
+		}
+	}()
+	logger.Info("Serving metrics", "address", lis.Addr().String(), "paths", "/metrics /healthz")
+	return nil
+}
