@@ -14,7 +14,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/localnvme/localnvme/pkg/config"
+	"github.com/localnvme/localnvme/pkg/driver"
 	"github.com/localnvme/localnvme/pkg/node"
+	"github.com/localnvme/localnvme/pkg/registration"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=...".
@@ -61,6 +63,8 @@ func runNode(args []string) int {
 	lvmConfig := fs.String("lvm-config", "", "extra LVM configuration passed to every lvm command as --config")
 	maxAge := fs.Duration("lvm-report-max-age", 30*time.Second, "serve the cached LVM report at most this long (mutations always refresh it)")
 	metricsAddr := fs.String("metrics-address", ":9810", `serve Prometheus /metrics and /healthz on this address ("" disables)`)
+	regDir := fs.String("kubelet-registration-dir", registration.DefaultRegistrationDir, `register with kubelet through a socket in this directory ("" disables)`)
+	kubeletEndpoint := fs.String("kubelet-csi-endpoint", "", "the CSI socket path as kubelet dials it (default: the --endpoint path)")
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 
@@ -87,15 +91,48 @@ func runNode(args []string) int {
 		logger.Error(err, "Starting node plugin")
 		return 1
 	}
+	csiSocket := driver.SocketPath(*endpoint)
+	ready := n.Ready
+	var reg *registration.Server
+	if *regDir != "" {
+		if *kubeletEndpoint == "" {
+			*kubeletEndpoint = csiSocket
+		}
+		reg, err = registration.New(registration.Options{DriverName: driver.DriverName, RegistrationDir: *regDir, KubeletEndpoint: *kubeletEndpoint})
+		if err != nil {
+			logger.Error(err, "Starting node plugin")
+			return 1
+		}
+		// Not ready while kubelet reports a failed registration.
+		ready = func() error {
+			if err := n.Ready(); err != nil {
+				return err
+			}
+			return reg.Status().Err()
+		}
+	}
 	if *metricsAddr != "" {
-		if err := serveMetrics(ctx, *metricsAddr, n); err != nil {
+		if err := serveMetrics(ctx, *metricsAddr, n, ready); err != nil {
 			logger.Error(err, "Starting node plugin")
 			return 1
 		}
 	}
+	var regDone <-chan error
+	if reg != nil {
+		regDone = startRegistration(ctx, cancel, reg, csiSocket)
+	}
+	rc := 0
 	if err := n.Driver.Serve(ctx, *endpoint); err != nil {
 		logger.Error(err, "Serving CSI")
-		return 1
+		rc = 1
 	}
-	return 0
+	cancel()
+	if regDone != nil {
+		// Wait, so the registration socket is removed before the process exits.
+		if err := <-regDone; err != nil {
+			logger.Error(err, "Kubelet plugin registration")
+			rc = 1
+		}
+	}
+	return rc
 }

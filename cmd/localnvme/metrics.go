@@ -13,15 +13,15 @@ import (
 	"github.com/localnvme/localnvme/pkg/node"
 )
 
-// serveMetrics serves /metrics and /healthz on addr until ctx ends. It listens before
-// returning, so a bad or busy address fails the start.
-func serveMetrics(ctx context.Context, addr string, n *node.Node) error {
+// serveMetrics serves /metrics and /healthz (answered by ready) on addr until ctx ends. It
+// listens before returning, so a bad or busy address fails the start.
+func serveMetrics(ctx context.Context, addr string, n *node.Node, ready func() error) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           n.Metrics.Handler(n.Ready),
+		Handler:           n.Metrics.Handler(ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second, // a scrape may wait up to 10 s per source call

@@ -93,12 +93,18 @@ func New(o Options) (*Driver, error) {
 // SetReady marks the driver ready for Probe.
 func (d *Driver) SetReady(r bool) { d.ready.Store(r) }
 
-// Serve listens on endpoint (unix:///path or a path) until ctx ends.
-func (d *Driver) Serve(ctx context.Context, endpoint string) error {
+// SocketPath is the file path of a CSI endpoint given as unix:///path or a path.
+func SocketPath(endpoint string) string {
 	path := strings.TrimPrefix(endpoint, "unix://")
 	if u, err := url.Parse(endpoint); err == nil && u.Scheme == "unix" {
 		path = u.Path
 	}
+	return path
+}
+
+// Serve listens on endpoint (unix:///path or a path) until ctx ends.
+func (d *Driver) Serve(ctx context.Context, endpoint string) error {
+	path := SocketPath(endpoint)
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return fmt.Errorf("%s exists and is not a socket; refusing to remove it", path)
