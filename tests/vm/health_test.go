@@ -40,6 +40,7 @@ func TestStorageHealthReportsDegradedDrive(t *testing.T) {
 		t.Errorf("want exactly one DriveDegraded entry for class crit, got %d", crit)
 	}
 	// The same drive is degraded in the metrics; the healthy members are not.
+	loopbackUp(t)
 	srv := httptest.NewServer(n.Metrics.Handler(n.Ready))
 	defer srv.Close()
 	sc := scrapeMetrics(t, srv.URL)
