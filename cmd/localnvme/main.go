@@ -15,6 +15,7 @@ import (
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/driver"
+	"github.com/localnvme/localnvme/pkg/events"
 	"github.com/localnvme/localnvme/pkg/node"
 	"github.com/localnvme/localnvme/pkg/registration"
 )
@@ -90,6 +91,15 @@ func runNode(args []string) int {
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1
+	}
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		// In a cluster: report class and drive refusals as Events on this Node.
+		if rep, stop, err := events.NewInCluster(*nodeID); err != nil {
+			logger.Error(err, "Not reporting Events: no API access")
+		} else {
+			defer stop()
+			rep.ClassSetup(n.Engine.Classes())
+		}
 	}
 	csiSocket := driver.SocketPath(*endpoint)
 	ready := n.Ready
