@@ -51,13 +51,13 @@ type Node struct {
 // devices, refusing classes whose devices are not). The driver is marked ready.
 func Build(ctx context.Context, o Options) (*Node, error) {
 	p := NewParts(o)
-	eng, ex, l, prober := p.Engine, p.Exec, p.LVM, p.Prober
+	eng := p.Engine
 	eng.Setup(ctx)
 	m := metrics.New()
 	m.Register(metricsSource{eng: eng})
 	d, err := driver.New(driver.Options{
 		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
-		Engine: eng, Host: driver.NewOSHost(ex), Exec: ex, Prober: prober,
+		Engine: eng, Host: driver.NewOSHost(p.Exec), Exec: p.Exec, Prober: p.Prober,
 		Interceptors: []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()},
 	})
 	if err != nil {
@@ -71,5 +71,5 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 	}
 	klog.FromContext(ctx).Info("Node plugin built", "node", o.NodeID, "classes", len(eng.Classes()), "ready", ready)
 	d.SetReady(true)
-	return &Node{Driver: d, Engine: eng, LVM: l, Metrics: m}, nil
+	return &Node{Driver: d, Engine: eng, LVM: p.LVM, Metrics: m}, nil
 }

@@ -183,3 +183,19 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(m.Run())
 }
+
+// refusedSparesClasses adds two classes on the spare drives (has-fs on LNVSPARE0, has-pt on
+// LNVSPARE1) for tests that put a filesystem and a partition table there first.
+func refusedSparesClasses() string {
+	return fmt.Sprintf(`- name: has-fs
+  volumeGroup: lnv-hasfs
+  type: thick
+  devices:
+  - serial: %s
+- name: has-pt
+  volumeGroup: lnv-haspt
+  type: thin
+  devices:
+  - serial: %s
+`, serialSpare0, serialSpare1)
+}

@@ -4,7 +4,6 @@ package vm
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -162,17 +161,7 @@ func TestMetricsScrapeRefusedDrive(t *testing.T) {
 	withFS, withPT := namespaceBySerial(t, serialSpare0), namespaceBySerial(t, serialSpare1)
 	run(t, "mkfs.ext4", "-q", "-F", withFS.DevPath)
 	run(t, "sh", "-c", "echo 'label: gpt' | sfdisk -q "+withPT.DevPath)
-	refused := fmt.Sprintf(`- name: has-fs
-  volumeGroup: lnv-hasfs
-  type: thick
-  devices:
-  - serial: %s
-- name: has-pt
-  volumeGroup: lnv-haspt
-  type: thin
-  devices:
-  - serial: %s
-`, serialSpare0, serialSpare1)
+	refused := refusedSparesClasses()
 	n, _, _ := startNode(t, classesConfig(t, refused))
 	loopbackUp(t)
 	srv := httptest.NewServer(n.Metrics.Handler(n.Ready))

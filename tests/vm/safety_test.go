@@ -4,7 +4,6 @@ package vm
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,17 +24,7 @@ func TestRefusesNonEmptyDrives(t *testing.T) {
 	run(t, "sh", "-c", "echo 'label: gpt' | sfdisk -q "+withPT.DevPath)
 	before := map[string]string{withFS.DevPath: sha256Device(t, withFS.DevPath), withPT.DevPath: sha256Device(t, withPT.DevPath)}
 
-	cfg := classesConfig(t, fmt.Sprintf(`- name: has-fs
-  volumeGroup: lnv-hasfs
-  type: thick
-  devices:
-  - serial: %s
-- name: has-pt
-  volumeGroup: lnv-haspt
-  type: thin
-  devices:
-  - serial: %s
-`, serialSpare0, serialSpare1))
+	cfg := classesConfig(t, refusedSparesClasses())
 	n, _, conn := startNode(t, cfg)
 
 	want := map[string]string{"has-fs": `signature: blkid -p found TYPE="ext4"`, "has-pt": "partition-table"}
