@@ -28,8 +28,8 @@ func TestKubectlPlugin(t *testing.T) {
 			args:   []string{"--node", "worker-1", "disks", "list", "-o", "json"},
 			wantRC: 0,
 			wantCalls: []string{
-				"get pods -n localnvme -l app.kubernetes.io/name=localnvme,app.kubernetes.io/component=node --field-selector spec.nodeName=worker-1 -o jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
-				"exec -i -n localnvme localnvme-node-abcde -c localnvme -- localnvme disks list -o json",
+				"get pods -n localnvme-system -l app.kubernetes.io/name=localnvme,app.kubernetes.io/component=node --field-selector spec.nodeName=worker-1 -o jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+				"exec -i -n localnvme-system localnvme-node-abcde -c localnvme -- localnvme disks list -o json",
 			},
 		},
 		{

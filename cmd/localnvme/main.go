@@ -1,5 +1,6 @@
 // Command localnvme is the localnvme CSI driver: `localnvme node` serves CSI Identity,
-// Controller and Node for the node it runs on.
+// Controller and Node for the node it runs on; `localnvme controller` serves the
+// cluster-wide controller socket beside the csi-resizer sidecar.
 package main
 
 import (
@@ -28,10 +29,13 @@ func usage() {
 
 Usage:
   localnvme node [flags]     serve CSI Identity, Controller and Node for this node
+  localnvme controller [flags]
+                             serve the controller socket for the csi-resizer sidecar
+                             (no LVM, drives or config; expansion runs on the node)
   localnvme disks ...        list NVMe drives with identity, health and class; adopt/release them
   localnvme version          print the version
 
-Run "localnvme node -h" for the node flags.
+Run "localnvme node -h" or "localnvme controller -h" for their flags.
 `, version)
 }
 
@@ -43,6 +47,8 @@ func main() {
 	switch os.Args[1] {
 	case "node":
 		os.Exit(runNode(os.Args[2:]))
+	case "controller":
+		os.Exit(runController(os.Args[2:]))
 	case "disks":
 		os.Exit(runDisks(os.Args[2:], os.Stdout))
 	case "version", "--version":
@@ -122,7 +128,7 @@ func runNode(args []string) int {
 		}
 	}
 	if *metricsAddr != "" {
-		if err := serveMetrics(ctx, *metricsAddr, n, ready); err != nil {
+		if _, err := serveMetrics(ctx, *metricsAddr, n.Metrics, ready); err != nil {
 			logger.Error(err, "Starting node plugin")
 			return 1
 		}

@@ -10,18 +10,19 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/localnvme/localnvme/pkg/node"
+	"github.com/localnvme/localnvme/pkg/metrics"
 )
 
-// serveMetrics serves /metrics and /healthz (answered by ready) on addr until ctx ends. It
-// listens before returning, so a bad or busy address fails the start.
-func serveMetrics(ctx context.Context, addr string, n *node.Node, ready func() error) error {
+// serveMetrics serves m's /metrics and /healthz (answered by ready) on addr until ctx ends.
+// It listens before returning, so a bad or busy address fails the start; it returns the
+// address it listens on.
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, ready func() error) (net.Addr, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics: listening on %s: %w", addr, err)
+		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           n.Metrics.Handler(ready),
+		Handler:           m.Handler(ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second, // a scrape may wait up to 10 s per source call
@@ -44,5 +45,5 @@ func serveMetrics(ctx context.Context, addr string, n *node.Node, ready func() e
 		}
 	}()
 	logger.Info("Serving metrics", "address", lis.Addr().String(), "paths", "/metrics /healthz")
-	return nil
+	return lis.Addr(), nil
 }

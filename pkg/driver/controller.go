@@ -18,21 +18,23 @@ import (
 // xfsMinSize is the smallest volume mkfs.xfs accepts.
 const xfsMinSize = 300 << 20
 
-// ControllerGetCapabilities lists the controller RPCs. In controller mode EXPAND_VOLUME is
-// left out so external-resizer hands expansion to NodeExpandVolume on the owning node.
+// ControllerGetCapabilities lists the controller RPCs. Controller mode serves none of them
+// (in particular not EXPAND_VOLUME, so external-resizer hands expansion to NodeExpandVolume
+// on the owning node) and answers an empty list.
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	caps := []csi.ControllerServiceCapability_RPC_Type{
-		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
-		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
-		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
-		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
-		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
-		csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
-		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
-		csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
-	}
+	var caps []csi.ControllerServiceCapability_RPC_Type
 	if d.mode == ModeNode {
-		caps = append(caps, csi.ControllerServiceCapability_RPC_EXPAND_VOLUME)
+		caps = []csi.ControllerServiceCapability_RPC_Type{
+			csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+			csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+			csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+			csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+			csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+			csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
+			csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
+			csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+			csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+		}
 	}
 	out := &csi.ControllerGetCapabilitiesResponse{}
 	for _, c := range caps {
@@ -288,14 +290,14 @@ func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (
 
 // ControllerExpandVolume grows the LV (node mode only); the node grows the filesystem.
 func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	if d.mode != ModeNode {
+		return nil, notInControllerMode("ControllerExpandVolume")
+	}
 	if req.GetVolumeId() == "" {
 		return nil, invalid("volume_id missing")
 	}
 	if req.GetCapacityRange() == nil {
 		return nil, invalid("capacity_range missing")
-	}
-	if d.mode != ModeNode {
-		return nil, status.Error(codes.Unimplemented, "expansion is done by NodeExpandVolume on the node that holds the volume")
 	}
 	size, err := sizeRequest(req.GetCapacityRange())
 	if err != nil {

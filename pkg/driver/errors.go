@@ -45,3 +45,11 @@ func toStatus(err error) error {
 }
 
 func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }
+
+// notInControllerMode refuses an RPC in controller mode. Unimplemented is the CSI spec's
+// code for an RPC "disabled in the Plugin's current mode of operation"; retrying cannot help.
+func notInControllerMode(method string) error {
+	return status.Errorf(codes.Unimplemented,
+		"%s is not served by the localnvme controller: %s volumes are served by the node plugin (localnvme node) on the node that holds them",
+		method, DriverName)
+}

@@ -40,10 +40,22 @@ type Mode string
 const (
 	// ModeNode serves Identity, Controller (with EXPAND_VOLUME) and Node for the local node.
 	ModeNode Mode = "node"
-	// ModeController serves Identity and a Controller without EXPAND_VOLUME plus
-	// NodeGetCapabilities(EXPAND_VOLUME), so external-resizer takes its trivial path.
+	// ModeController is the cluster-wide controller beside external-resizer. It has no
+	// volume engine and touches no device: it answers Identity, ControllerGetCapabilities
+	// (no RPC capabilities, so no EXPAND_VOLUME) and NodeGetCapabilities (EXPAND_VOLUME
+	// only), so external-resizer takes its trivial path and kubelet's NodeExpandVolume on
+	// the owning node grows the volume. Every other RPC answers Unimplemented.
 	ModeController Mode = "controller"
 )
+
+// controllerModeRPCs are the only RPCs a ModeController driver lets through to a handler.
+var controllerModeRPCs = map[string]bool{
+	csi.Identity_GetPluginInfo_FullMethodName:               true,
+	csi.Identity_GetPluginCapabilities_FullMethodName:       true,
+	csi.Identity_Probe_FullMethodName:                       true,
+	csi.Controller_ControllerGetCapabilities_FullMethodName: true,
+	csi.Node_NodeGetCapabilities_FullMethodName:             true,
+}
 
 // Options configure a Driver.
 type Options struct {
@@ -82,8 +94,19 @@ func New(o Options) (*Driver, error) {
 	if o.Version == "" {
 		return nil, errors.New("driver version must be set (build with -ldflags -X)")
 	}
-	if o.NodeID == "" {
-		return nil, errors.New("node ID must be set")
+	switch o.Mode {
+	case ModeNode:
+		if o.NodeID == "" {
+			return nil, errors.New("node ID must be set")
+		}
+	case ModeController:
+		// No engine, host, exec or prober: nothing in this mode may reach a device.
+		if o.Engine != nil || o.Host != nil || o.Exec != nil || o.Prober != nil {
+			return nil, errors.New("a controller-mode driver takes no volume engine, host, exec or prober")
+		}
+		o.NodeID = "" // serves no node
+	default:
+		return nil, fmt.Errorf("unknown driver mode %q (want %q or %q)", o.Mode, ModeNode, ModeController)
 	}
 	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober, icpts: o.Interceptors}
 	d.fs = &filesystems{exec: o.Exec}
@@ -122,14 +145,22 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 		<-ctx.Done()
 		srv.GracefulStop()
 	}()
-	klog.FromContext(ctx).Info("Serving CSI", "endpoint", path, "mode", d.mode, "node", d.nodeID, "version", d.version)
+	logger := klog.FromContext(ctx).WithValues("endpoint", path, "mode", d.mode, "version", d.version)
+	if d.mode == ModeNode {
+		logger = logger.WithValues("node", d.nodeID)
+	}
+	logger.Info("Serving CSI")
 	return srv.Serve(lis)
 }
 
 // GRPCServer returns a server with the services for the driver's mode registered. The
-// logging interceptor runs first, then Options.Interceptors in order.
+// logging interceptor runs first, then Options.Interceptors in order; in controller mode
+// the controller-mode guard runs last, so refused calls are logged and counted too.
 func (d *Driver) GRPCServer(logger klog.Logger) *grpc.Server {
 	icpts := append([]grpc.UnaryServerInterceptor{logInterceptor(logger)}, d.icpts...)
+	if d.mode == ModeController {
+		icpts = append(icpts, controllerModeGuard)
+	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(icpts...))
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterControllerServer(srv, d)
@@ -157,4 +188,13 @@ func logInterceptor(base klog.Logger) grpc.UnaryServerInterceptor {
 		}
 		return resp, err
 	}
+}
+
+// controllerModeGuard refuses, before any handler runs, every RPC a controller-mode driver
+// does not serve: volumes are served by the node plugin on the node that holds them.
+func controllerModeGuard(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !controllerModeRPCs[info.FullMethod] {
+		return nil, notInControllerMode(info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:])
+	}
+	return handler(ctx, req)
 }

@@ -70,8 +70,11 @@ func shortMethod(full string) string {
 	return full[strings.LastIndex(full, "/")+1:]
 }
 
-// Handler serves /metrics (the registry; a failing collector does not fail the scrape)
-// and /healthz: 200 "ok" when ready returns nil (or is nil), else 503 with the error text.
+// Handler serves /metrics (the registry; a failing collector does not fail the scrape),
+// /healthz: 200 "ok" when ready returns nil (or is nil), else 503 with the error text (a
+// readiness signal: a node with no usable device class is alive but not ready), and
+// /livez: 200 "ok" whenever the process answers (a liveness signal: restarting the plugin
+// does not make a missing drive appear).
 func (m *Metrics) Handler(ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
@@ -88,6 +91,11 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 				return
 			}
 		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok"))
 	})
 	return mux

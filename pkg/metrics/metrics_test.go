@@ -239,6 +239,22 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+// /livez answers 200 even while /healthz reports not ready.
+func TestLivezIgnoresReadiness(t *testing.T) {
+	srv := httptest.NewServer(New().Handler(func() error { return errors.New("no device class is ready") }))
+	defer srv.Close()
+	for path, want := range map[string]int{"/livez": http.StatusOK, "/healthz": http.StatusServiceUnavailable} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: got %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
 func TestUnaryServerInterceptor(t *testing.T) {
 	m := New()
 	icpt := m.UnaryServerInterceptor()

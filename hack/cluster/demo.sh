@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# demo.sh — the main job: bring the two-node cluster up (if it is not), install localnvme
+# from deploy/ as a user would, run a sample StatefulSet on localnvme volumes and print
+# PVC → node → device class → LV → size, read from the API and from LVM on each node.
+# The cluster stays up afterwards: `make cluster-down` stops it.
+set -Eeuo pipefail
+trap 'echo "[demo] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+T0=$(date +%s)
+if [[ ! -f $RUN_DIR/up ]]; then
+	"$CLUSTER_HERE/up.sh"
+fi
+if ! kubectl_admin -n localnvme-system get ds localnvme-node >/dev/null 2>&1; then
+	"$CLUSTER_HERE/install.sh"
+fi
+kubectl_admin apply -f "$CLUSTER_HERE/demo/statefulset.yaml"
+clog "waiting for the StatefulSet db (2 replicas, one per node)"
+kubectl_admin -n localnvme-demo rollout status statefulset/db --timeout=600s
+echo
+kubectl_admin -n localnvme-demo get pods -o wide
+echo
+# LVs per node, from LVM itself (the node plugin's container)
+declare -A LVS
+for pod in $(kubectl_admin -n localnvme-system get pods -l app.kubernetes.io/component=node -o name); do
+	node=$(kubectl_admin -n localnvme-system get "$pod" -o jsonpath='{.spec.nodeName}')
+	LVS[$node]=$(kubectl_admin -n localnvme-system exec "${pod#pod/}" -c localnvme -- \
+		lvm lvs --noheadings --units b --nosuffix -o vg_name,lv_name,lv_size,lv_uuid 2>/dev/null)
+done
+printf '%-18s %-20s %-8s %-28s %-12s %s\n' PVC NODE CLASS LV SIZE "LV SIZE (lvs)"
+kubectl_admin -n localnvme-demo get pvc -o jsonpath='{range .items[*]}{.metadata.name} {.spec.volumeName} {.spec.storageClassName} {.status.capacity.storage}{"\n"}{end}' |
+	sort | while read -r pvc pv sc size; do
+		handle=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.csi.volumeHandle}')
+		node=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}')
+		# volume ID: <class>.<vg uuid>.<lv name>.<lv uuid>
+		IFS=. read -r class _ lv lvuuid <<<"$handle"
+		line=$(awk -v u="$lvuuid" '$4 == u' <<<"${LVS[$node]:-}")
+		vg=$(awk '{ print $1 }' <<<"$line")
+		lvsize=$(awk '{ print $3 }' <<<"$line")
+		[[ -n $line ]] || { vg="?"; lvsize="NOT FOUND"; }
+		printf '%-18s %-20s %-8s %-28s %-12s %s\n' "$pvc" "$node" "$class" "$vg/$lv" "$size" "$lvsize"
+	done
+echo
+clog "demo done in $(($(date +%s) - T0)) s; the cluster stays up (KUBECONFIG=$KUBECONFIG_ADMIN; make cluster-down)"

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# up.sh — bring up the local cluster: a Kubernetes control plane on 127.0.0.1 (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, snapshot-controller; all built
+# from the Go module proxy and cached) and NODE_COUNT (default 2) kubelet nodes, each a qemu
+# VM (TCG) with emulated NVMe drives of its own, joined over qemu user networking with
+# restrict=on and only loopback forwards. `hack/cluster/down.sh` stops everything.
+#
+# usage: hack/cluster/up.sh            (ensure caches, then start; fails if already up)
+# Writes $RUN_DIR/admin.kubeconfig. Logs: $RUN_DIR/logs, $RUN_DIR/nodes/<name>/share.
+set -Eeuo pipefail
+trap 'echo "[cluster] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+T0=$(date +%s)
+since() { echo "$(($(date +%s) - T0)) s"; }
+
+[[ ! -f $RUN_DIR/up ]] || cdie "a cluster is already up (or was not torn down): run hack/cluster/down.sh"
+"$CLUSTER_HERE/ensure.sh"
+# shellcheck disable=SC1091
+source "$NODE_CACHE/current.env"
+for p in 2379 2380 $APISERVER_PORT 10257 10259; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then cdie "port 127.0.0.1:$p is in use"; fi
+done
+rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids"
+touch "$RUN_DIR/up"
+"$CLUSTER_HERE/pki.sh"
+P=$RUN_DIR/pki
+LOGS=$RUN_DIR/logs
+
+# start NAME CMD...: run a control-plane process in the background, pid in pids/NAME
+start() {
+	local name=$1; shift
+	"$@" >"$LOGS/$name.log" 2>&1 &
+	echo $! >"$RUN_DIR/pids/$name"
+}
+wait_for() { # wait_for WHAT SECONDS CMD...
+	local what=$1 secs=$2 i; shift 2
+	for ((i = 0; i < secs * 2; i++)); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.5
+	done
+	cdie "$what not ready after ${secs} s (logs: $LOGS)"
+}
+
+clog "etcd"
+start etcd etcd --name localnvme --data-dir "$RUN_DIR/etcd" \
+	--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+	--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+	--initial-cluster localnvme=http://127.0.0.1:2380 --unsafe-no-fsync
+# The apiserver dials each kubelet by node name (--kubelet-preferred-address-types=Hostname);
+# every VM has the same address 10.0.2.15, so a private /etc/hosts (in the apiserver's own
+# mount namespace; the host's file stays untouched) maps each node name to its loopback
+# address, which qemu forwards to that VM's kubelet port.
+{
+	echo "127.0.0.1 localhost"
+	for ((i = 1; i <= NODE_COUNT; i++)); do echo "$(node_lo_ip "$i") $(node_name "$i")"; done
+} >"$RUN_DIR/apiserver-hosts"
+clog "kube-apiserver"
+start kube-apiserver unshare -m --propagation private sh -c \
+	'mount --bind "$0" /etc/hosts && exec "$@"' "$RUN_DIR/apiserver-hosts" \
+	"$K8S_BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+	--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+	--endpoint-reconciler-type=none --service-cluster-ip-range="$SERVICE_CIDR" \
+	--tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" \
+	--client-ca-file="$P/ca.crt" --authorization-mode=Node,RBAC \
+	--enable-admission-plugins=NodeRestriction --allow-privileged=true \
+	--service-account-issuer=https://kubernetes.default.svc \
+	--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+	--kubelet-client-certificate="$P/apiserver-kubelet-client.crt" \
+	--kubelet-client-key="$P/apiserver-kubelet-client.key" \
+	--kubelet-certificate-authority="$P/ca.crt" --kubelet-preferred-address-types=Hostname \
+	--profiling=false --v=1
+wait_for "kube-apiserver" 120 kubectl_admin get --raw /readyz
+clog "kube-apiserver ready at $(since)"
+start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+	--kubeconfig="$P/controller-manager.kubeconfig" --authentication-kubeconfig="$P/controller-manager.kubeconfig" \
+	--authorization-kubeconfig="$P/controller-manager.kubeconfig" --bind-address=127.0.0.1 \
+	--leader-elect=false --use-service-account-credentials=true \
+	--service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
+	--cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
+	--controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle' --v=1
+start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$P/scheduler.kubeconfig" \
+	--authentication-kubeconfig="$P/scheduler.kubeconfig" --authorization-kubeconfig="$P/scheduler.kubeconfig" \
+	--bind-address=127.0.0.1 --leader-elect=false --v=1
+# VolumeSnapshot CRDs, then the snapshot-controller (distributed snapshotting: the
+# csi-snapshotter runs beside each node plugin with --node-deployment).
+kubectl_admin apply --server-side -f "$SIDECAR_BIN/crd/" >"$LOGS/crds.log"
+kubectl_admin wait --for=condition=Established --timeout=60s crd --all >>"$LOGS/crds.log"
+start snapshot-controller "$SIDECAR_BIN/snapshot-controller" --kubeconfig="$KUBECONFIG_ADMIN" \
+	--enable-distributed-snapshotting --leader-election=false --v=2
+
+# ------------------------------------------------------------------ nodes
+QEMU_BIOS=()
+[[ -f /usr/share/qemu/qboot.rom ]] && QEMU_BIOS=(-bios /usr/share/qemu/qboot.rom)
+start_node() {
+	local i=$1 n dir args=() d serial size k=0
+	n=$(node_name "$i")
+	dir=$RUN_DIR/nodes/$n
+	mkdir -p "$dir/share" "$dir/drives"
+	cp "$P/kubelet-$n.kubeconfig" "$dir/kubelet.kubeconfig"
+	cat >"$dir/kubelet.yaml" <<KUBELET
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $P/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $P/kubelet-serving-$n.crt
+tlsPrivateKeyFile: $P/kubelet-serving-$n.key
+resolvConf: /etc/resolv.conf
+# the node's root, containerd and kubelet dirs are tmpfs in the VM: no disk-pressure eviction
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 60
+KUBELET
+	cat >"$dir/node.env" <<ENV
+NODE_NAME=$n
+NODE_INDEX=$i
+NODE_DIR=$dir
+K8S_BIN=$K8S_BIN
+IMAGES_DIR=$IMAGES_DIR
+GUEST_API_IP=$GUEST_API_IP
+SERVICE_API_IP=$SERVICE_API_IP
+POD_CIDR=10.244.$i.0/24
+ENV
+	for d in $(node_drives "$i"); do
+		serial=${d%%:*} size=${d#*:}
+		truncate -s "$size" "$dir/drives/$serial.img"
+		args+=(-drive "file=$dir/drives/$serial.img,if=none,id=d$k,format=raw,cache=unsafe,aio=threads")
+		args+=(-device "nvme,drive=d$k,serial=$serial")
+		k=$((k + 1))
+	done
+	qemu-system-x86_64 -accel tcg -machine pc -cpu max "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP" \
+		-nodefaults -nographic -no-reboot -monitor none -serial "file:$dir/console.log" \
+		-kernel "$NODE_KERNEL" -initrd "$NODE_INITRD" \
+		-append "console=ttyS0 panic=-1 loglevel=5 rdinit=/init localnvme.boot=$CLUSTER_HERE/node/boot.sh localnvme.kver=$NODE_KVER localnvme.modules=$NODE_MODULES localnvme.nodeenv=$dir/node.env" \
+		-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
+		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+		-fsdev "local,id=nodeshare,path=$dir/share,security_model=none" \
+		-device virtio-9p-pci,fsdev=nodeshare,mount_tag=nodeshare \
+		-netdev "user,id=n0,restrict=on,guestfwd=tcp:$GUEST_API_IP:$APISERVER_PORT-cmd:busybox nc 127.0.0.1 $APISERVER_PORT,hostfwd=tcp:$(node_lo_ip "$i"):10250-:10250" \
+		-device virtio-net-pci,netdev=n0 \
+		"${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
+	echo $! >"$RUN_DIR/pids/qemu-$n"
+}
+for ((i = 1; i <= NODE_COUNT; i++)); do start_node "$i"; done
+clog "$NODE_COUNT node VMs started at $(since); waiting for them to be Ready"
+nodes_ready() {
+	local i n
+	for ((i = 1; i <= NODE_COUNT; i++)); do
+		n=$(node_name "$i")
+		kill -0 "$(cat "$RUN_DIR/pids/qemu-$n")" 2>/dev/null || { echo "qemu of $n exited"; return 2; }
+		grep -aq '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log" && { grep -a '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log"; return 2; }
+		[[ $(kubectl_admin get node "$n" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] || return 1
+	done
+}
+deadline=$(($(date +%s) + ${LOCALNVME_NODE_READY_TIMEOUT:-400}))
+while :; do
+	rc=0
+	nodes_ready || rc=$?
+	[[ $rc -eq 0 ]] && break
+	if [[ $rc -eq 2 || $(date +%s) -ge $deadline ]]; then
+		for ((i = 1; i <= NODE_COUNT; i++)); do
+			n=$(node_name "$i")
+			echo "--- $n console (tail) ---" >&2
+			tr -d '\r' <"$RUN_DIR/nodes/$n/console.log" | tail -n 15 >&2
+			tail -n 15 "$RUN_DIR/nodes/$n/share/kubelet.log" >&2 2>/dev/null || true
+		done
+		cdie "nodes not Ready after $(since) (logs: $RUN_DIR/nodes/*/)"
+	fi
+	sleep 2
+done
+for ((i = 1; i <= NODE_COUNT; i++)); do
+	n=$(node_name "$i")
+	clog "$n: $(tr -d '\r' <"$RUN_DIR/nodes/$n/console.log" | grep -a '^@@NODE' | tr '\n' ';')"
+done
+clog "cluster up in $(since): $(kubectl_admin get nodes --no-headers | awk '{ printf "%s=%s ", $1, $2 }')"
+clog "KUBECONFIG=$KUBECONFIG_ADMIN"
