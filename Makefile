@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 OUT ?= $(CURDIR)/_output
 export OUT
 
-.PHONY: all build unit vm-test test demo vm-smoke clean fmt
+.PHONY: all build unit vm-test test demo vm-demo vm-smoke clean fmt cluster-up cluster-down cluster-install e2e images
 
 all: build
 
@@ -17,6 +17,7 @@ build:
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
+	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) test ./...
 
 # Real-device tests in the qemu VM: safety tests + csi-sanity in four configurations.
@@ -26,9 +27,32 @@ vm-test:
 # Everything. Installs what it needs (apt packages, Debian kernel into ~/.cache/localnvme).
 test: build unit vm-test
 
-# The main job: boot the VM with emulated NVMe drives and walk volumes through their life.
+# The main job: the two-node local cluster (each node a VM with emulated NVMe drives),
+# localnvme installed from deploy/, a sample StatefulSet on localnvme volumes, and a table
+# PVC -> node -> device class -> LV -> size. The cluster stays up: `make cluster-down`.
 demo:
+	hack/cluster/demo.sh
+
+# The driver alone in one VM: volumes walked through their whole life (no Kubernetes).
+vm-demo:
 	hack/test-vm.sh --only demo
+
+# The local cluster (hack/cluster; binaries, kernel and images cached in ~/.cache/localnvme).
+cluster-up:
+	hack/cluster/up.sh
+
+cluster-down:
+	hack/cluster/down.sh
+
+cluster-install:
+	hack/cluster/install.sh
+
+images:
+	hack/image/build.sh
+
+# Cluster end-to-end tests: up, dry-run every deploy/ variant, install, tests/e2e, down.
+e2e:
+	hack/cluster/e2e.sh
 
 vm-smoke:
 	hack/vm/smoke.sh

@@ -14,7 +14,7 @@ T0=$(date +%s)
 since() { echo "$(($(date +%s) - T0)) s"; }
 
 [[ ! -f $RUN_DIR/up ]] || cdie "a cluster is already up (or was not torn down): run hack/cluster/down.sh"
-"$CLUSTER_HERE/ensure.sh"
+if [[ ${LOCALNVME_SKIP_ENSURE:-0} != 1 ]]; then "$CLUSTER_HERE/ensure.sh"; fi
 # shellcheck disable=SC1091
 source "$NODE_CACHE/current.env"
 for p in 2379 2380 $APISERVER_PORT 10257 10259; do

@@ -39,11 +39,14 @@ mount --make-rshared /
 mount --bind /var/lib/kubelet /var/lib/kubelet
 mount --make-rshared /var/lib/kubelet
 
+mods=()
 for m in nvme dm_mod dm_thin_pool dm_snapshot dm_bufio dm_persistent_data xfs ext4 loop \
 	bridge br_netfilter veth nf_conntrack nf_nat nf_tables nft_chain_nat nft_compat \
 	xt_MASQUERADE xt_addrtype xt_comment xt_mark xt_conntrack xt_nat iptable_nat iptable_filter; do
-	modprobe "$m" 2>/dev/null || echo "modprobe $m failed" >>"$LOG/boot.log"
+	mods+=("$m")
 done
+modprobe -a "${mods[@]}" >>"$LOG/boot.log" 2>&1 || fail "modprobe -a ${mods[*]} (see boot.log)"
+mark "modules loaded uptime $(cut -d' ' -f1 /proc/uptime)"
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 kernel.panic=10 \
 	kernel.panic_on_oops=1 vm.overcommit_memory=1 fs.inotify.max_user_instances=1024 >>"$LOG/boot.log" 2>&1
 
@@ -94,9 +97,12 @@ for _ in $(seq 1 60); do
 	sleep 0.5
 done
 ctr version >/dev/null 2>&1 || fail "containerd did not start (see containerd.log)"
-for t in "$IMAGES_DIR"/*.tar; do
-	ctr -n k8s.io images import "$t" >>"$LOG/images.log" 2>&1 || fail "import $t"
-done
+# the images hack/image/build.sh made (images.txt: "ref path" per line)
+[[ -f $IMAGES_DIR/images.txt ]] || fail "no $IMAGES_DIR/images.txt (hack/image/build.sh)"
+while read -r ref tar; do
+	ctr -n k8s.io images import "$tar" >>"$LOG/images.log" 2>&1 || fail "import $ref from $tar"
+	ctr -n k8s.io images ls -q | grep -qxF "$ref" || fail "image $ref not in containerd after importing $tar"
+done <"$IMAGES_DIR/images.txt"
 # pin them: kubelet's image GC must not remove images no registry can bring back
 ctr -n k8s.io images ls -q | while read -r ref; do
 	ctr -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null 2>&1 || true
