@@ -31,7 +31,10 @@ else
 	"$CLUSTER_HERE/up.sh"
 	clog "bring-up: $(($(date +%s) - t)) s"
 fi
-# A server-side dry-run of every deploy/ variant, exactly as committed.
+# A server-side dry-run of every deploy/ variant, exactly as committed. A dry-run creates
+# nothing, so the namespace its objects live in must exist first (the install creates it
+# again as part of deploy/base; apply is idempotent).
+kubectl_admin create namespace localnvme-system --dry-run=client -o yaml | kubectl_admin apply -f -
 dry_fail=0
 for v in deploy deploy/base deploy/examples deploy/overlays/with-registrar; do
 	if kubectl_admin apply --dry-run=server -k "$REPO_ROOT/$v" >"$RUN_DIR/logs/dry-run-${v//\//_}.log" 2>&1; then
