@@ -7,7 +7,8 @@ set -Eeuo pipefail
 trap 'echo "[demo] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 T0=$(date +%s)
-if [[ ! -f $RUN_DIR/up ]]; then
+clear_stale_cluster
+if ! cluster_alive; then
 	"$CLUSTER_HERE/up.sh"
 fi
 if ! kubectl_admin -n localnvme-system get ds localnvme-node >/dev/null 2>&1; then

@@ -37,3 +37,16 @@ node_drives() {
 clog() { printf '[cluster] %s\n' "$*"; }
 cdie() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+# cluster_alive: the up marker exists and its API server process still runs. A marker
+# without a live API server is state left by a killed session (a reboot, a timeout).
+cluster_alive() {
+	[[ -f $RUN_DIR/up && -f $RUN_DIR/pids/kube-apiserver ]] &&
+		kill -0 "$(cat "$RUN_DIR/pids/kube-apiserver")" 2>/dev/null
+}
+# clear_stale_cluster: if a marker is left but nothing runs, tear the leftovers down.
+clear_stale_cluster() {
+	if [[ -f $RUN_DIR/up ]] && ! cluster_alive; then
+		clog "stale cluster state at $RUN_DIR (its API server is not running): cleaning it up"
+		"$CLUSTER_HERE/down.sh"
+	fi
+}

@@ -13,7 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 T0=$(date +%s)
 since() { echo "$(($(date +%s) - T0)) s"; }
 
-[[ ! -f $RUN_DIR/up ]] || cdie "a cluster is already up (or was not torn down): run hack/cluster/down.sh"
+clear_stale_cluster
+[[ ! -f $RUN_DIR/up ]] || cdie "a cluster is already up: run hack/cluster/down.sh first"
 if [[ ${LOCALNVME_SKIP_ENSURE:-0} != 1 ]]; then "$CLUSTER_HERE/ensure.sh"; fi
 # shellcheck disable=SC1091
 source "$NODE_CACHE/current.env"
@@ -156,7 +157,7 @@ nodes_ready() {
 	for ((i = 1; i <= NODE_COUNT; i++)); do
 		n=$(node_name "$i")
 		kill -0 "$(cat "$RUN_DIR/pids/qemu-$n")" 2>/dev/null || { echo "qemu of $n exited"; return 2; }
-		grep -aq '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log" && { grep -a '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log"; return 2; }
+		grep -aqs '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log" && { grep -a '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log"; return 2; }
 		[[ $(kubectl_admin get node "$n" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] || return 1
 	done
 }
