@@ -25,20 +25,26 @@ declare -A LVS
 for pod in $(kubectl_admin -n localnvme-system get pods -l app.kubernetes.io/component=node -o name); do
 	node=$(kubectl_admin -n localnvme-system get "$pod" -o jsonpath='{.spec.nodeName}')
 	LVS[$node]=$(kubectl_admin -n localnvme-system exec "${pod#pod/}" -c localnvme -- \
-		lvm lvs --noheadings --units b --nosuffix -o vg_name,lv_name,lv_size,lv_uuid 2>/dev/null)
+		lvm lvs --noheadings --units b --nosuffix -o vg_name,lv_name,lv_size,lv_uuid)
 done
-printf '%-18s %-20s %-8s %-28s %-12s %s\n' PVC NODE CLASS LV SIZE "LV SIZE (lvs)"
-kubectl_admin -n localnvme-demo get pvc -o jsonpath='{range .items[*]}{.metadata.name} {.spec.volumeName} {.spec.storageClassName} {.status.capacity.storage}{"\n"}{end}' |
-	sort | while read -r pvc pv sc size; do
-		handle=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.csi.volumeHandle}')
-		node=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}')
-		# volume ID: <class>.<vg uuid>.<lv name>.<lv uuid>
-		IFS=. read -r class _ lv lvuuid <<<"$handle"
-		line=$(awk -v u="$lvuuid" '$4 == u' <<<"${LVS[$node]:-}")
+printf '%-12s %-18s %-6s %-42s %-8s %s\n' PVC NODE CLASS "LV (on the node)" SIZE "LV SIZE (lvs)"
+rows=0 missing=0
+while read -r pvc pv sc size; do
+	handle=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.csi.volumeHandle}')
+	node=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}')
+	# volume ID: <class>.<vg uuid>.<lv name>.<lv uuid without dashes>
+	IFS=. read -r class _ lv lvuuid <<<"$handle"
+	line=$(awk -v u="$lvuuid" '{ id = $4; gsub("-", "", id) } id == u' <<<"${LVS[$node]:-}")
+	rows=$((rows + 1))
+	if [[ -n $line ]]; then
 		vg=$(awk '{ print $1 }' <<<"$line")
-		lvsize=$(awk '{ print $3 }' <<<"$line")
-		[[ -n $line ]] || { vg="?"; lvsize="NOT FOUND"; }
-		printf '%-18s %-20s %-8s %-28s %-12s %s\n' "$pvc" "$node" "$class" "$vg/$lv" "$size" "$lvsize"
-	done
+		lvsize="$(($(awk '{ print $3 }' <<<"$line") / 1048576))Mi"
+	else
+		vg="?" lvsize="NOT FOUND" missing=$((missing + 1))
+	fi
+	printf '%-12s %-18s %-6s %-42s %-8s %s\n' "$pvc" "$node" "$class" "$vg/$lv" "$size" "$lvsize"
+done < <(kubectl_admin -n localnvme-demo get pvc -o jsonpath='{range .items[*]}{.metadata.name} {.spec.volumeName} {.spec.storageClassName} {.status.capacity.storage}{"\n"}{end}' | sort)
+[[ $rows -eq 4 ]] || cdie "expected 4 claims (2 replicas × data + wal), found $rows"
+[[ $missing -eq 0 ]] || cdie "$missing volume(s) have no LV on their node"
 echo
 clog "demo done in $(($(date +%s) - T0)) s; the cluster stays up (KUBECONFIG=$KUBECONFIG_ADMIN; make cluster-down)"
