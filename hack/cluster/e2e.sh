@@ -14,8 +14,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${OUT:-$REPO_ROOT/_output}
 T0=$(date +%s)
 since() { echo "$(($(date +%s) - T0)) s"; }
-# the same kernel-log patterns as hack/vm/run.sh
-FLAKE_RE='I/O Error \(sct|nvme[0-9]+n[0-9]+: I/O Cmd|nvme nvme[0-9]+: .*[Tt]imeout|nvme[0-9]+: .*I/O .*timeout'
+# flake_in_console: the known emulated-NVMe flake, as hack/vm/run.sh detects it
+# shellcheck source=../vm/flake.sh
+source "$REPO_ROOT/hack/vm/flake.sh"
 started=0
 down_keep_logs() { # down_keep_logs DIR
 	started=0
@@ -36,7 +37,7 @@ flake_line() {
 	local f line
 	for f in "$RUN_DIR"/nodes/*/console.log; do
 		[[ -f $f ]] || continue
-		line=$(tr -d '\r' <"$f" | grep -aEm1 "$FLAKE_RE" || true)
+		line=$(flake_in_console "$f")
 		if [[ -n $line ]]; then
 			echo "$(basename "$(dirname "$f")"): $line"
 			return 0

@@ -17,9 +17,9 @@ VM_CACHE=$CACHE_ROOT/vm
 DEFAULT_DRIVES=LNVTHICK0:3G,LNVTHICK1:3G,LNVTHIN0:6G:ns,LNVSPARE0:1G,LNVSPARE1:1G
 BOOT_TIMEOUT=${LOCALNVME_VM_BOOT_TIMEOUT:-240}
 RESULTS_SIZE=${LOCALNVME_VM_RESULTS_SIZE:-1G}
-# Kernel log lines that mark the known emulated-NVMe flake (an I/O command
-# times out, the controller is reset, in-flight I/O fails with sct 0x3/sc 0x71).
-FLAKE_RE='I/O Error \(sct|nvme[0-9]+n[0-9]+: I/O Cmd|nvme nvme[0-9]+: .*[Tt]imeout|nvme[0-9]+: .*I/O .*timeout'
+# FLAKE_RE, flake_in_console: the known emulated-NVMe flake
+# shellcheck source=flake.sh
+source "$HERE/flake.sh"
 
 IMAGES="" PAYLOAD="" OUTDIR="" NAME="" TIMEOUT=2400 MEM=1536 SMP=1 DRIVES=$DEFAULT_DRIVES
 
@@ -226,7 +226,7 @@ run_attempt() {
 	TPID=""
 	grep -aq '^@@START' "$console" && started=1
 
-	FLAKE_LINE=$(tr -d '\r' <"$console" | grep -aE -m1 "$FLAKE_RE" || true)
+	FLAKE_LINE=$(flake_in_console "$console")
 	local done_rc
 	done_rc=$(tr -d '\r' <"$console" | sed -n 's/^@@DONE rc=\([0-9][0-9]*\)$/\1/p' | tail -n1)
 	ATTEMPT_WHY=""
