@@ -21,6 +21,8 @@ if [[ -n $keep ]]; then
 		mkdir -p "$keep/nodes/$(basename "$d")"
 		cp "$d"/console.log "$d"/qemu.log "$keep/nodes/$(basename "$d")/" 2>/dev/null || true
 		cp "$d"/share/*.log "$keep/nodes/$(basename "$d")/" 2>/dev/null || true
+		# earlier boots of a node restarted by node-vm.sh
+		if [[ -d $d/prev ]]; then cp -r "$d/prev" "$keep/nodes/$(basename "$d")/" 2>/dev/null || true; fi
 	done
 fi
 stop_pid() { # stop_pid NAME PID: TERM, wait up to 10 s, then KILL

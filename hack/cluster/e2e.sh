@@ -35,11 +35,12 @@ trap finish EXIT
 # flake_line: the first console line of a node VM that shows the NVMe flake, if any
 flake_line() {
 	local f line
-	for f in "$RUN_DIR"/nodes/*/console.log; do
+	# the current boot of each node, and the earlier ones of nodes node-vm.sh restarted
+	for f in "$RUN_DIR"/nodes/*/console.log "$RUN_DIR"/nodes/*/prev/*/console.log; do
 		[[ -f $f ]] || continue
 		line=$(flake_in_console "$f")
 		if [[ -n $line ]]; then
-			echo "$(basename "$(dirname "$f")"): $line"
+			echo "${f#"$RUN_DIR"/nodes/}: $line"
 			return 0
 		fi
 	done
@@ -76,7 +77,11 @@ run_once() {
 	"$CLUSTER_HERE/install.sh" || return 1
 	clog "install: $(($(date +%s) - t)) s"
 	t=$(date +%s)
-	KUBECONFIG=$KUBECONFIG_ADMIN go test -tags e2e -count=1 -timeout 60m -v ./tests/e2e/ 2>&1 | tee "$OUT/e2e.log"
+	# E2E_RUN: a -run filter (e.g. 'TestE2E/(leader-election|node-deleted)'); the node-loss
+	# scenarios restart node VMs (~3 min each under TCG), hence the long default timeout
+	local run=()
+	[[ -n ${E2E_RUN:-} ]] && run=(-run "$E2E_RUN")
+	KUBECONFIG=$KUBECONFIG_ADMIN go test -tags e2e -count=1 -timeout "${E2E_GO_TIMEOUT:-100m}" "${run[@]}" -v ./tests/e2e/ 2>&1 | tee "$OUT/e2e.log"
 	rc=${PIPESTATUS[0]}
 	clog "tests: $(($(date +%s) - t)) s; full log $OUT/e2e.log"
 	[[ $dry_fail -eq 0 ]] || { clog "a dry-run failed"; rc=1; }

@@ -91,74 +91,16 @@ start snapshot-controller "$SIDECAR_BIN/snapshot-controller" --kubeconfig="$KUBE
 	--enable-distributed-snapshotting --leader-election=false --v=2
 
 # ------------------------------------------------------------------ nodes
-QEMU_BIOS=()
-[[ -f /usr/share/qemu/qboot.rom ]] && QEMU_BIOS=(-bios /usr/share/qemu/qboot.rom)
-start_node() {
-	local i=$1 n dir args=() d serial size k=0
-	n=$(node_name "$i")
-	dir=$RUN_DIR/nodes/$n
-	mkdir -p "$dir/share" "$dir/drives"
-	cp "$P/kubelet-$n.kubeconfig" "$dir/kubelet.kubeconfig"
-	cat >"$dir/kubelet.yaml" <<KUBELET
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
-failCgroupV1: false
-failSwapOn: false
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: $P/ca.crt}
-authorization: {mode: Webhook}
-tlsCertFile: $P/kubelet-serving-$n.crt
-tlsPrivateKeyFile: $P/kubelet-serving-$n.key
-resolvConf: /etc/resolv.conf
-# the node's root, containerd and kubelet dirs are tmpfs in the VM: no disk-pressure eviction
-evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-serializeImagePulls: false
-maxPods: 60
-KUBELET
-	cat >"$dir/node.env" <<ENV
-NODE_NAME=$n
-NODE_INDEX=$i
-NODE_DIR=$dir
-K8S_BIN=$K8S_BIN
-IMAGES_DIR=$IMAGES_DIR
-GUEST_API_IP=$GUEST_API_IP
-SERVICE_API_IP=$SERVICE_API_IP
-POD_CIDR=10.244.$i.0/24
-ENV
-	for d in $(node_drives "$i"); do
-		serial=${d%%:*} size=${d#*:}
-		truncate -s "$size" "$dir/drives/$serial.img"
-		args+=(-drive "file=$dir/drives/$serial.img,if=none,id=d$k,format=raw,cache=unsafe,aio=threads")
-		args+=(-device "nvme,drive=d$k,serial=$serial")
-		k=$((k + 1))
-	done
-	qemu-system-x86_64 -accel tcg -machine pc -cpu max "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP" \
-		-nodefaults -nographic -no-reboot -monitor none -serial "file:$dir/console.log" \
-		-kernel "$NODE_KERNEL" -initrd "$NODE_INITRD" \
-		-append "console=ttyS0 panic=-1 loglevel=5 rdinit=/init localnvme.boot=$CLUSTER_HERE/node/boot.sh localnvme.kver=$NODE_KVER localnvme.modules=$NODE_MODULES localnvme.nodeenv=$dir/node.env" \
-		-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
-		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
-		-fsdev "local,id=nodeshare,path=$dir/share,security_model=none" \
-		-device virtio-9p-pci,fsdev=nodeshare,mount_tag=nodeshare \
-		-netdev "user,id=n0,restrict=on,guestfwd=tcp:$GUEST_API_IP:$APISERVER_PORT-cmd:busybox nc 127.0.0.1 $APISERVER_PORT,hostfwd=tcp:$(node_lo_ip "$i"):10250-:10250" \
-		-device virtio-net-pci,netdev=n0 \
-		"${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
-	echo $! >"$RUN_DIR/pids/qemu-$n"
-}
+# start_node, node_state, node_diag: lib.sh (node-vm.sh restarts a node with the same ones)
+write_nodes_env
 for ((i = 1; i <= NODE_COUNT; i++)); do start_node "$i"; done
 clog "$NODE_COUNT node VMs started at $(since); waiting for them to be Ready"
 nodes_ready() {
-	local i n
+	local i rc
 	for ((i = 1; i <= NODE_COUNT; i++)); do
-		n=$(node_name "$i")
-		kill -0 "$(cat "$RUN_DIR/pids/qemu-$n")" 2>/dev/null || { echo "qemu of $n exited"; return 2; }
-		grep -aqs '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log" && { grep -a '@@NODE-FAIL' "$RUN_DIR/nodes/$n/console.log"; return 2; }
-		[[ $(kubectl_admin get node "$n" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] || return 1
+		rc=0
+		node_state "$i" || rc=$?
+		[[ $rc -eq 0 ]] || return "$rc"
 	done
 }
 deadline=$(($(date +%s) + ${LOCALNVME_NODE_READY_TIMEOUT:-400}))
@@ -167,19 +109,11 @@ while :; do
 	nodes_ready || rc=$?
 	[[ $rc -eq 0 ]] && break
 	if [[ $rc -eq 2 || $(date +%s) -ge $deadline ]]; then
-		for ((i = 1; i <= NODE_COUNT; i++)); do
-			n=$(node_name "$i")
-			echo "--- $n console (tail) ---" >&2
-			tr -d '\r' <"$RUN_DIR/nodes/$n/console.log" | tail -n 15 >&2
-			tail -n 15 "$RUN_DIR/nodes/$n/share/kubelet.log" >&2 2>/dev/null || true
-		done
+		for ((i = 1; i <= NODE_COUNT; i++)); do node_diag "$i"; done
 		cdie "nodes not Ready after $(since) (logs: $RUN_DIR/nodes/*/)"
 	fi
 	sleep 2
 done
-for ((i = 1; i <= NODE_COUNT; i++)); do
-	n=$(node_name "$i")
-	clog "$n: $(tr -d '\r' <"$RUN_DIR/nodes/$n/console.log" | grep -a '^@@NODE' | tr '\n' ';')"
-done
+for ((i = 1; i <= NODE_COUNT; i++)); do clog "$(node_name "$i"): $(node_markers "$i")"; done
 clog "cluster up in $(since): $(kubectl_admin get nodes --no-headers | awk '{ printf "%s=%s ", $1, $2 }')"
 clog "KUBECONFIG=$KUBECONFIG_ADMIN"
