@@ -179,6 +179,23 @@ func (e *E) report(d time.Duration) {
 // scenario runs fn as a subtest in a fresh namespace that is torn down afterwards (pods,
 // snapshots, claims, and then the PVs, so the LVs are gone before the next scenario).
 func scenario(t *testing.T, name string, timeout time.Duration, fn func(e *E)) {
+	scenarioWith(t, name, timeout, scenarioOptions{}, fn)
+}
+
+// scenarioOptions let scenarios that continue each other's work share a namespace.
+type scenarioOptions struct {
+	// adoptNamespace returns a namespace an earlier scenario handed over, or "": the
+	// scenario runs there instead of in a new one (and tears it down unless keepNamespace).
+	adoptNamespace func() string
+	// keepNamespace is asked at the end: true hands the namespace over to a later
+	// scenario (no teardown now).
+	keepNamespace func(e *E) bool
+	// beforeTeardown runs right before the teardown (after the scenario's own cleanups).
+	beforeTeardown func(e *E)
+}
+
+// scenarioWith is scenario with options.
+func scenarioWith(t *testing.T, name string, timeout time.Duration, opts scenarioOptions, fn func(e *E)) {
 	t.Run(name, func(t *testing.T) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -188,9 +205,28 @@ func scenario(t *testing.T, name string, timeout time.Duration, fn func(e *E)) {
 			cancel()
 			e.report(time.Since(start))
 		})
-		e.ns = e.createNamespace()
-		t.Cleanup(e.teardown)
-		e.logf("=== scenario %s in namespace %s (timeout %s)", name, e.ns, timeout)
+		if opts.adoptNamespace != nil {
+			e.ns = opts.adoptNamespace()
+		}
+		adopted := e.ns != ""
+		if !adopted {
+			e.ns = e.createNamespace()
+		}
+		t.Cleanup(func() {
+			if opts.keepNamespace != nil && opts.keepNamespace(e) {
+				e.logf("namespace %s is handed over to a later scenario: no teardown now", e.ns)
+				return
+			}
+			if opts.beforeTeardown != nil {
+				opts.beforeTeardown(e)
+			}
+			e.teardown()
+		})
+		if adopted {
+			e.logf("=== scenario %s in namespace %s, handed over by an earlier scenario (timeout %s)", name, e.ns, timeout)
+		} else {
+			e.logf("=== scenario %s in namespace %s (timeout %s)", name, e.ns, timeout)
+		}
 		e.waitServiceAccount()
 		fn(e)
 		if ctx.Err() != nil {

@@ -3,7 +3,7 @@
 // Package e2e tests the localnvme CSI driver in a real Kubernetes cluster (hack/cluster: the
 // control plane on this host, two kubelet nodes in qemu VMs with emulated NVMe drives).
 //
-//	KUBECONFIG=<admin kubeconfig> go test -tags e2e ./tests/e2e/ -v -timeout 40m
+//	KUBECONFIG=<admin kubeconfig> go test -tags e2e ./tests/e2e/ -v -timeout 100m
 //
 // Without KUBECONFIG, or when the API server does not answer, the run fails loudly: it never
 // skips. Each scenario runs in its own namespace and prints one line
@@ -88,7 +88,7 @@ func setup() error {
 	path := os.Getenv("KUBECONFIG")
 	if path == "" {
 		return fmt.Errorf("KUBECONFIG is not set: these tests need a running cluster (hack/cluster/up.sh writes the admin kubeconfig; " +
-			"run KUBECONFIG=<run dir>/admin.kubeconfig go test -tags e2e ./tests/e2e/ -v -timeout 40m)")
+			"run KUBECONFIG=<run dir>/admin.kubeconfig go test -tags e2e ./tests/e2e/ -v -timeout 100m)")
 	}
 	cfg, err := loadKubeconfig(path)
 	if err != nil {
@@ -209,6 +209,22 @@ func preflight() error {
 			logf("e2e: WARNING: StorageClass %s has provisioner %q, not %s", sc, c.Provisioner, driverName)
 		}
 	}
+	// The node-loss scenarios' workload image (imported at boot from images.txt).
+	for _, n := range expectedNodes {
+		node, err := kube.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		found := false
+		for _, img := range node.Status.Images {
+			for _, name := range img.Names {
+				found = found || name == postgresImage() || strings.HasSuffix(name, "/"+postgresImage())
+			}
+		}
+		if !found {
+			logf("e2e: WARNING: node %s does not list the image %s (hack/image/build.sh --only postgres, then restart the cluster): the node-loss scenarios need it", n, postgresImage())
+		}
+	}
 	if _, err := dyn.Resource(gvrSnapshotClass).Get(ctx, snapshotClassName, metav1.GetOptions{}); err != nil {
 		logf("e2e: WARNING: VolumeSnapshotClass %s: %v", snapshotClassName, err)
 	}
@@ -254,4 +270,6 @@ func TestE2E(t *testing.T) {
 	scenario(t, "rwop", 6*time.Minute, testRWOP)
 	scenario(t, "delete", 6*time.Minute, testDelete)
 	scenario(t, "placement", 15*time.Minute, testPlacement)
+	// Failure scenarios (nodeloss_test.go): they power node VMs off and on, so they run last.
+	nodeLossScenarios(t)
 }
