@@ -1,6 +1,6 @@
 // Command localnvme is the localnvme CSI driver: `localnvme node` serves CSI Identity,
-// Controller and Node for the node it runs on; `localnvme controller` serves the
-// cluster-wide controller socket beside the csi-resizer sidecar.
+// Controller and Node for the node it runs on; `localnvme controller` runs the cluster's
+// node-loss (fencing) controller and the controller socket beside the csi-resizer sidecar.
 package main
 
 import (
@@ -9,15 +9,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/driver"
 	"github.com/localnvme/localnvme/pkg/events"
 	"github.com/localnvme/localnvme/pkg/node"
+	"github.com/localnvme/localnvme/pkg/nodesync"
 	"github.com/localnvme/localnvme/pkg/registration"
 )
 
@@ -30,7 +33,8 @@ func usage() {
 Usage:
   localnvme node [flags]     serve CSI Identity, Controller and Node for this node
   localnvme controller [flags]
-                             serve the controller socket for the csi-resizer sidecar
+                             the cluster's node-loss (fencing) controller, leader-elected,
+                             and the controller socket for the csi-resizer sidecar
                              (no LVM, drives or config; expansion runs on the node)
   localnvme disks ...        list NVMe drives with identity, health and class; adopt/release them
   localnvme version          print the version
@@ -99,12 +103,22 @@ func runNode(args []string) int {
 		return 1
 	}
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		// In a cluster: report class and drive refusals as Events on this Node.
-		if rep, stop, err := events.NewInCluster(*nodeID); err != nil {
-			logger.Error(err, "Not reporting Events: no API access")
+		// In a cluster: report class and drive refusals as Events on this Node, publish the
+		// node's incarnation and fence the LVs of released PVs (pkg/nodesync).
+		if client, err := events.InClusterClient(); err != nil {
+			logger.Error(err, "Not reporting Events, publishing the incarnation or fencing: no API access")
 		} else {
+			rep, stop := events.New(client, *nodeID)
 			defer stop()
 			rep.ClassSetup(n.Engine.Classes())
+			syncDone, err := startNodeSync(ctx, client, *nodeID, n, rep)
+			if err != nil {
+				logger.Error(err, "Starting node plugin")
+				return 1
+			}
+			// Runs before stop, so the sync's last Events are flushed; cancel first, since
+			// an early return has not cancelled ctx yet.
+			defer func() { cancel(); syncDone() }()
 		}
 	}
 	csiSocket := driver.SocketPath(*endpoint)
@@ -151,4 +165,29 @@ func runNode(args []string) int {
 		}
 	}
 	return rc
+}
+
+// startNodeSync publishes the node's incarnation (retrying until it succeeds or ctx ends)
+// and runs the fence and orphan sync until ctx ends. The returned function waits for both.
+func startNodeSync(ctx context.Context, client kubernetes.Interface, nodeID string, n *node.Node, rep *events.Reporter) (func(), error) {
+	s, err := nodesync.NewSync(nodesync.Options{Client: client, Node: nodeID, Engine: n.Engine, Events: rep, Registerer: n.Metrics.Registry()})
+	if err != nil {
+		return nil, err
+	}
+	logger := klog.FromContext(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := nodesync.PublishIncarnation(ctx, client, nodeID, n.Engine, nodesync.DefaultPublishBackoff); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Publishing the node's incarnation")
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Fence sync stopped")
+		}
+	}()
+	return wg.Wait, nil
 }
