@@ -1039,17 +1039,28 @@ func (e *E) probeFenced(c *lossClaim) {
 	e.waitPV(c.pv, "Available", 2*time.Minute, func(pv *corev1.PersistentVolume) bool { return pv.Status.Phase == corev1.VolumeAvailable })
 	probe := fsPVC("fenced-probe", scLossRelease, pv.Spec.Capacity.Storage().Value())
 	probe.Spec.VolumeName = c.pv
-	e.createPVC(probe)
-	probePVC, _ := e.waitPVCBound("fenced-probe", 2*time.Minute)
-	e.createPod(newPod("fenced-probe", withMount("fenced-probe", "/data")))
+	probePVC := e.createPVC(probe)
+	// Nothing may delete this claim: the fence is the node's refusal to stage, not a release
+	// of every claim the fenced PV gets bound to.
 	claimStays := func(ctx context.Context) error {
 		cur, err := kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "fenced-probe", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) || (err == nil && (cur.UID != probePVC.UID || cur.DeletionTimestamp != nil)) {
 			evs, _ := objectEvents(ctx, e.ns, "PersistentVolumeClaim", "fenced-probe", probePVC.UID)
-			return fmt.Errorf("claim fenced-probe (bound to the fenced PV %s) was deleted while the test used it: %s", c.pv, eventsLine(evs, 3))
+			return fmt.Errorf("claim fenced-probe (bound to the fenced PV %s) was deleted while the test used it; its events: %s", c.pv, eventsLine(evs, 4))
 		}
 		return nil
 	}
+	e.waitFor("claim fenced-probe to be bound to the fenced PV "+c.pv, 2*time.Minute, func(ctx context.Context) (bool, string, error) {
+		if err := claimStays(ctx); err != nil {
+			return false, "", err
+		}
+		cur, err := kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "fenced-probe", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return cur.Status.Phase == corev1.ClaimBound && cur.Spec.VolumeName == c.pv, string(cur.Status.Phase), nil
+	})
+	e.createPod(newPod("fenced-probe", withMount("fenced-probe", "/data")))
 	ev := e.waitFailedMount("fenced-probe", fencedRE, 5*time.Minute, claimStays)
 	e.holdNeverRuns("fenced-probe", 30*time.Second)
 	e.Note("a new claim bound to the fenced PV: its pod never ran, FailedMount: %s", oneLine(ev.Message, 200))
