@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/localnvme/localnvme/pkg/fenceapi"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -105,14 +106,20 @@ func sizeRequest(r *csi.CapacityRange) (volume.SizeRequest, error) {
 	return s, nil
 }
 
-// className picks the device class from the parameters; other localnvme.io/ keys are errors.
-func className(params map[string]string) (string, error) {
+// volumeParams reads the StorageClass parameters: the device class and the node-loss
+// policy (fenceapi.ParsePolicy: defaults when absent, an unknown value is an error). Other
+// localnvme.io/ keys are errors, so a typo never passes silently.
+func volumeParams(params map[string]string) (string, fenceapi.Policy, error) {
 	for k := range params {
-		if strings.HasPrefix(k, "localnvme.io/") && k != ParamDeviceClass {
-			return "", status.Errorf(codes.InvalidArgument, "unknown parameter %q", k)
+		if strings.HasPrefix(k, "localnvme.io/") && k != ParamDeviceClass && k != fenceapi.ParamOnNodeLoss && k != fenceapi.ParamNodeLossDelay {
+			return "", fenceapi.Policy{}, status.Errorf(codes.InvalidArgument, "unknown parameter %q (known: %s, %s, %s)", k, ParamDeviceClass, fenceapi.ParamOnNodeLoss, fenceapi.ParamNodeLossDelay)
 		}
 	}
-	return params[ParamDeviceClass], nil
+	policy, err := fenceapi.ParsePolicy(params)
+	if err != nil {
+		return "", fenceapi.Policy{}, invalid(err.Error())
+	}
+	return params[ParamDeviceClass], policy, nil
 }
 
 // CreateVolume provisions an LV on this node.
@@ -130,7 +137,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, err
 	}
-	class, err := className(req.GetParameters())
+	class, policy, err := volumeParams(req.GetParameters())
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +171,13 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &csi.CreateVolumeResponse{Volume: d.csiVolume(v, req.GetVolumeContentSource())}, nil
+	out := d.csiVolume(v, req.GetVolumeContentSource())
+	// The PV's volumeAttributes carry its normalised policy (defaults included), so the
+	// fencing controller reads it from the PV even when its StorageClass is gone.
+	for k, val := range policy.Attributes() {
+		out.VolumeContext[k] = val
+	}
+	return &csi.CreateVolumeResponse{Volume: out}, nil
 }
 
 func (d *Driver) csiVolume(v *volume.Volume, src *csi.VolumeContentSource) *csi.Volume {
@@ -267,7 +280,7 @@ func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (
 			return &csi.GetCapacityResponse{}, nil
 		}
 	}
-	class, err := className(req.GetParameters())
+	class, _, err := volumeParams(req.GetParameters())
 	if err != nil {
 		return nil, err
 	}

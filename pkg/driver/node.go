@@ -79,7 +79,8 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		return nil, err
 	}
 	defer d.locks.Lock(id)()
-	v, err := d.engine.ResolveFresh(ctx, id, volume.KindVolume)
+	// Fresh, so a hand-made change is seen; a fenced volume is refused.
+	v, err := d.engine.ResolveUsable(ctx, id, true)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -251,7 +252,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	defer d.locks.Lock(id)()
-	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -395,7 +396,7 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, err
 	}
 	defer d.locks.Lock(id)()
-	v, err := d.engine.Resolve(ctx, id, volume.KindVolume)
+	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
 		return nil, toStatus(err)
 	}

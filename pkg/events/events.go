@@ -5,6 +5,7 @@ package events
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/localnvme/localnvme/pkg/fenceapi"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -43,16 +45,25 @@ func New(client kubernetes.Interface, nodeName string) (*Reporter, func()) {
 
 // NewInCluster is New with the pod's service account credentials.
 func NewInCluster(nodeName string) (*Reporter, func(), error) {
-	cfg, err := rest.InClusterConfig()
+	client, err := InClusterClient()
 	if err != nil {
-		return nil, nil, fmt.Errorf("in-cluster API config: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("API client: %w", err)
+		return nil, nil, err
 	}
 	r, stop := New(client, nodeName)
 	return r, stop, nil
+}
+
+// InClusterClient is an API client with the pod's service account credentials.
+func InClusterClient() (kubernetes.Interface, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster API config: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	return client, nil
 }
 
 // ClassSetup reports the outcome of device-class setup: a Warning for every refused class
@@ -69,4 +80,26 @@ func (r *Reporter) ClassSetup(classes []*volume.Class) {
 			r.rec.Eventf(r.node, corev1.EventTypeWarning, ReasonDriveRefused, "device class %s did not adopt %s (%s, serial %s): %s", c.Name, d.DevPath, d.Identity(), d.Serial, strings.Join(d.Codes, ","))
 		}
 	}
+}
+
+// VolumeFenced reports that the node tagged the LV of a released PV (fenceapi.AnnotationFenced):
+// it will never be staged or published again and is removed only by DeleteVolume of the PV.
+func (r *Reporter) VolumeFenced(pv, claim, lv, reason string) {
+	r.rec.Eventf(r.node, corev1.EventTypeWarning, fenceapi.ReasonVolumeFenced,
+		"fenced LV %s of PV %s (claim %s): %s; it is no longer staged or published here and is removed when the PV is deleted", lv, pv, orNone(claim), reason)
+}
+
+// OrphanVolume reports an LV of this driver that no PV names. Nothing is deleted: the
+// message says how to check and remove it.
+func (r *Reporter) OrphanVolume(volumeID, lv string, age time.Duration) {
+	r.rec.Eventf(r.node, corev1.EventTypeWarning, fenceapi.ReasonOrphanVolume,
+		"LV %s (volume %s, at least %s old) is a localnvme volume that no PV names; it is kept: check that no PV should own it, then remove it with lvremove %s",
+		lv, volumeID, age.Round(time.Minute), lv)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -55,3 +55,35 @@ func TestClassSetupEvents(t *testing.T) {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestFenceAndOrphanEvents(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	r, stop := New(client, "worker-1")
+	defer stop()
+	r.VolumeFenced("pvc-123", "ns/data", "vg-fast/v0123", "released by node-loss policy at 2026-01-02T03:04:05Z: node worker-1 deleted")
+	r.OrphanVolume("fast.aaaa.v0456.bbbb", "vg-fast/v0456", 42*time.Minute+10*time.Second)
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && len(got) < 2 {
+		list, err := client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, e := range list.Items {
+			if e.InvolvedObject.Kind != "Node" || e.InvolvedObject.Name != "worker-1" {
+				t.Errorf("event on the wrong object: %+v", e.InvolvedObject)
+			}
+			got = append(got, e.Type+" "+e.Reason+": "+e.Message)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sort.Strings(got)
+	want := []string{
+		"Warning OrphanVolume: LV vg-fast/v0456 (volume fast.aaaa.v0456.bbbb, at least 42m0s old) is a localnvme volume that no PV names; it is kept: check that no PV should own it, then remove it with lvremove vg-fast/v0456",
+		"Warning VolumeFenced: fenced LV vg-fast/v0123 of PV pvc-123 (claim ns/data): released by node-loss policy at 2026-01-02T03:04:05Z: node worker-1 deleted; it is no longer staged or published here and is removed when the PV is deleted",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

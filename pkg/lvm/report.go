@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Columns requested from `lvm fullreport` for each sub-report.
 const (
 	vgColumns  = "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,vg_missing_pv_count,vg_attr,vg_tags"
 	pvColumns  = "pv_name,pv_uuid,vg_name,vg_uuid,pv_size,pv_free,dev_size,pv_attr,pv_missing,pv_mda_size,pv_tags"
-	lvColumns  = "lv_uuid,lv_name,vg_name,vg_uuid,lv_size,lv_attr,lv_path,lv_dm_path,lv_active,lv_kernel_major,lv_kernel_minor,pool_lv,origin,data_percent,metadata_percent,lv_tags"
+	lvColumns  = "lv_uuid,lv_name,vg_name,vg_uuid,lv_size,lv_attr,lv_path,lv_dm_path,lv_active,lv_kernel_major,lv_kernel_minor,pool_lv,origin,data_percent,metadata_percent,lv_tags,lv_time"
 	segColumns = "lv_uuid,seg_start,segtype,stripes,stripe_size"
 )
 
@@ -73,6 +74,9 @@ type LV struct {
 	DataPercent, MetadataPercent float64
 	Stripes                      int // stripes of the first segment
 	Tags                         []string
+	// Created is lv_time, the LV's creation time recorded in the VG metadata; zero when
+	// lvm reports none or in a format other than the default (see parseLVTime).
+	Created time.Time
 }
 
 func (l LV) attr(i int) byte {
@@ -280,6 +284,7 @@ type rawLV struct {
 	DataPercent     field `json:"data_percent"`
 	MetadataPercent field `json:"metadata_percent"`
 	Tags            field `json:"lv_tags"`
+	Time            field `json:"lv_time"`
 }
 
 type rawSeg struct {
@@ -356,6 +361,26 @@ func splitTags(v field) []string {
 	return out
 }
 
+// lvTimeLayout is lvm's default report/time_format, "%Y-%m-%d %T %z".
+const lvTimeLayout = "2006-01-02 15:04:05 -0700"
+
+// parseLVTime reads lv_time in the default format, or as unix seconds (time_format "%s").
+// Anything else is the zero time, never an error: an lvm.conf with another time_format must
+// not fail every report for an informational column.
+func parseLVTime(v field) time.Time {
+	s := strings.TrimSpace(string(v))
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(lvTimeLayout, s); err == nil {
+		return t.UTC()
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		return time.Unix(n, 0).UTC()
+	}
+	return time.Time{}
+}
+
 type firstSeg struct {
 	start   uint64
 	segType string
@@ -430,6 +455,7 @@ func ParseFullReport(data []byte) (*Report, error) {
 				DataPercent:     p.percent("data_percent", v.DataPercent),
 				MetadataPercent: p.percent("metadata_percent", v.MetadataPercent),
 				Tags:            splitTags(v.Tags),
+				Created:         parseLVTime(v.Time),
 			}
 			if s, ok := segs[l.UUID]; ok {
 				l.SegType, l.Stripes = s.segType, s.stripes

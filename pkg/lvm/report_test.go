@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFullReportCommandLine(t *testing.T) {
@@ -18,7 +19,7 @@ func TestFullReportCommandLine(t *testing.T) {
 		"--reportformat", "json", "--units", "b", "--nosuffix",
 		"--configreport", "vg", "-o", "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,vg_missing_pv_count,vg_attr,vg_tags",
 		"--configreport", "pv", "-o", "pv_name,pv_uuid,vg_name,vg_uuid,pv_size,pv_free,dev_size,pv_attr,pv_missing,pv_mda_size,pv_tags",
-		"--configreport", "lv", "-o", "lv_uuid,lv_name,vg_name,vg_uuid,lv_size,lv_attr,lv_path,lv_dm_path,lv_active,lv_kernel_major,lv_kernel_minor,pool_lv,origin,data_percent,metadata_percent,lv_tags",
+		"--configreport", "lv", "-o", "lv_uuid,lv_name,vg_name,vg_uuid,lv_size,lv_attr,lv_path,lv_dm_path,lv_active,lv_kernel_major,lv_kernel_minor,pool_lv,origin,data_percent,metadata_percent,lv_tags,lv_time",
 		"--configreport", "seg", "-o", "lv_uuid,seg_start,segtype,stripes,stripe_size",
 		"--configreport", "pvseg", "-o,",
 	}
@@ -73,7 +74,7 @@ func TestParseRealFullReport(t *testing.T) {
 	lv := func(name, uuid string, size uint64, attr, seg string, stripes int) LV {
 		return LV{Name: name, UUID: uuid, VGName: "lnvtestvg", VGUUID: testVGUUID, Size: size, Attr: attr,
 			SegType: seg, Stripes: stripes, Path: "/dev/lnvtestvg/" + name, DMPath: "/dev/mapper/lnvtestvg-" + name,
-			KernelMajor: -1, KernelMinor: -1}
+			KernelMajor: -1, KernelMinor: -1, Created: time.Date(2024, 5, 14, 10, 21, 7, 0, time.UTC)}
 	}
 	cow := lv("cow1", "CsMehG-AkWv-j7FA-c9Qe-WJKY-40uv-SwMFLZ", 8388608, "swi-XXs---", "linear", 1)
 	cow.Origin = "lv1"
@@ -218,6 +219,9 @@ func TestParseActiveThin(t *testing.T) {
 	if origin == nil || !origin.IsOrigin() || origin.SegType != "striped" || origin.Stripes != 2 {
 		t.Errorf("origin: %+v", origin)
 	}
+	if want := time.Date(2025, 11, 3, 8, 15, 42, 0, time.UTC); !origin.Created.Equal(want) {
+		t.Errorf("origin lv_time = %v, want %v (the +0100 offset applied)", origin.Created, want)
+	}
 	cow := r.LVByName("nvmevg", "thick1-snap")
 	if cow == nil || !cow.IsCOWSnapshot() || cow.Origin != "thick1" || cow.DataPercent != 0.01 || cow.KernelMinor != 9 {
 		t.Errorf("cow: %+v", cow)
@@ -253,6 +257,20 @@ func TestParseVariants(t *testing.T) {
 		}
 		if !r.LVs[0].Active {
 			t.Error("want active")
+		}
+	})
+	t.Run("lv_time formats", func(t *testing.T) {
+		r, err := ParseFullReport([]byte(`{"report":[{"lv":[{"lv_name":"a","lv_time":"1700000000"},{"lv_name":"b","lv_time":"Tue Nov 14 2023"},{"lv_name":"c","lv_time":""},{"lv_name":"d"}]}]}`))
+		if err != nil {
+			t.Fatalf("an unknown lv_time format must not fail the report: %v", err)
+		}
+		if !r.LVs[0].Created.Equal(time.Unix(1700000000, 0)) {
+			t.Errorf("unix seconds: %v", r.LVs[0].Created)
+		}
+		for _, l := range r.LVs[1:] {
+			if !l.Created.IsZero() {
+				t.Errorf("%s: Created = %v, want zero (unknown)", l.Name, l.Created)
+			}
 		}
 	})
 	for _, bad := range []string{

@@ -77,7 +77,15 @@ func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
 func (f *fakeLVM) ExtendLV(context.Context, string, string, uint64) error  { return nil }
-func (f *fakeLVM) AddTags(context.Context, string, string, []string) error { return nil }
+func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) error {
+	for i, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == name {
+			f.rep.LVs[i].Tags = append(append([]string(nil), lv.Tags...), tags...)
+			return f.log("lvchange --addtag %v %s/%s", tags, vg, name)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
 func (f *fakeLVM) DeleteTags(context.Context, string, string, []string) error {
 	return nil
 }
@@ -197,9 +205,18 @@ func TestResolveVerifiesIdentity(t *testing.T) {
 	// VG re-created (new UUID): the ID does not resolve on this incarnation.
 	f.rep.LVs[0].UUID = strings.Repeat("0", 6) + "-aaaa-bbbb-cccc-dddd-eeee-ffffff"
 	f.rep.VGs[0].UUID = "777777-aaaa-bbbb-cccc-dddd-eeee-ffffff"
-	if _, err := e.Resolve(ctx, id, KindVolume); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "replaced or rebuilt") {
-		t.Errorf("re-created VG: %v, want ErrNotFound about rebuilt disks", err)
+	_, err = e.Resolve(ctx, id, KindVolume)
+	if !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), "volume lost: ") || !strings.Contains(err.Error(), "replaced, wiped or rebuilt") ||
+		!strings.Contains(err.Error(), "777777aaaabbbbccccddddeeeeffffff") || !strings.Contains(err.Error(), v.ID.VGUUID) {
+		t.Errorf("re-created VG: %v, want ErrNotFound starting \"volume lost: \", naming both VG UUIDs and rebuilt disks", err)
 	}
+	// VG gone: lost as well.
+	f.rep.VGs[0].Name = "vg-renamed"
+	_, err = e.Resolve(ctx, id, KindVolume)
+	if !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), "volume lost: ") || !strings.Contains(err.Error(), "no volume group vg-fast") {
+		t.Errorf("VG gone: %v, want ErrNotFound starting \"volume lost: \" saying vg-fast is missing", err)
+	}
+	f.rep.VGs[0].Name = "vg-fast"
 	// Garbage IDs are not found; deleting them succeeds.
 	if _, err := e.Resolve(ctx, "fake-volume-id", KindVolume); !errors.Is(err, ErrNotFound) {
 		t.Errorf("garbage ID: %v", err)

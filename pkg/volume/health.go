@@ -101,6 +101,9 @@ func (e *Engine) VolumeHealth(ctx context.Context, id string) ([]Condition, erro
 		if v.Copying {
 			conds = append(conds, Condition{Reason: "CloneIncomplete", Message: "the block copy of this clone has not completed", Unreachable: true})
 		}
+		if err := v.usable(); err != nil {
+			conds = append(conds, Condition{Reason: "VolumeFenced", Message: err.Error(), Unreachable: true})
+		}
 	case isKind(err, ErrPrecondition):
 		conds = append(conds, Condition{Reason: "LogicalVolumeReplaced", Message: err.Error(), Unreachable: true})
 	case isKind(err, ErrNotFound):

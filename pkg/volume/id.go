@@ -106,7 +106,11 @@ const (
 	TagFSIntent  = "lnv.mkfs"   // set before mkfs runs; see node staging
 	TagCopying   = "lnv.copying"
 	TagCreated   = "lnv.created" // unix nanoseconds (snapshots)
-	TagClass     = "lnv.class"   // on the VG
+	// TagFenced marks the LV of a PV the fencing controller released: base64url(reason).
+	// A fenced volume is never staged, published, expanded, cloned or snapshotted again;
+	// only DeleteVolume removes it.
+	TagFenced = "lnv.fenced"
+	TagClass  = "lnv.class" // on the VG
 )
 
 // Tag formats a key=value tag.

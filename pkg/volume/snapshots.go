@@ -46,6 +46,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	if src.Copying {
 		return nil, fmt.Errorf("%w: source volume %s is still being copied", ErrUnavailable, sourceID)
 	}
+	if err := src.usable(); err != nil {
+		return nil, fmt.Errorf("source volume %s: %w", sourceID, err)
+	}
 	c := src.Class
 	tags := []string{
 		Tag(TagKind, string(KindSnapshot)), Tag(TagName, EncodeName(name)), Tag(TagSource, sourceID),

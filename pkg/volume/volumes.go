@@ -28,6 +28,8 @@ type Volume struct {
 	Formatting string
 	// Copying is set while a thick clone's block copy has not completed.
 	Copying bool
+	// Fenced is the reason recorded by Fence ("" when the LV is not fenced).
+	Fenced  string
 	Created time.Time
 }
 
@@ -51,6 +53,11 @@ func (e *Engine) volumeFromLV(c *Class, vg *lvm.VG, lv lvm.LV) *Volume {
 	v.FSUUID, _ = lv.Tag(TagFSUUID)
 	v.Formatting, _ = lv.Tag(TagFSIntent)
 	_, v.Copying = lv.Tag(TagCopying)
+	if s, ok := lv.Tag(TagFenced); ok {
+		if v.Fenced, _ = DecodeName(s); v.Fenced == "" {
+			v.Fenced = "lnv.fenced=" + s // not ours to decode, still fenced
+		}
+	}
 	if v.ID.Kind() == KindSnapshot {
 		if s, ok := lv.Tag(TagRequested); ok {
 			v.Size, _ = strconv.ParseUint(s, 10, 64)
@@ -108,13 +115,16 @@ func (e *Engine) resolve(ctx context.Context, id string, want Kind, fresh bool) 
 
 func (c *Class) resolve(e *Engine, rep *lvm.Report, pid ID, id string) (*Volume, error) {
 	noun := pid.Kind().Noun()
+	// The two "volume lost" cases: the ID's VG incarnation is gone from this node. Their
+	// messages start with "volume lost: " (the claim's and pod's events show them).
 	vg := rep.VGByName(c.VolumeGroup)
 	if vg == nil {
-		return nil, fmt.Errorf("%w: %s %s: volume group %s does not exist on this node", ErrNotFound, noun, id, c.VolumeGroup)
+		return nil, errorfKind(ErrNotFound, "volume lost: %s %s names volume group %s with UUID %s, and this node has no volume group %s: the node's disks were replaced, wiped or rebuilt, so its data is not on this node; delete the claim to provision a new volume, or restore it from a backup",
+			noun, id, c.VolumeGroup, pid.VGUUID, c.VolumeGroup)
 	}
 	if StripUUID(vg.UUID) != pid.VGUUID {
-		return nil, fmt.Errorf("%w: %s %s: volume group %s on this node has UUID %s, the ID names %s: the node's disks were replaced or rebuilt, so this volume does not exist here",
-			ErrNotFound, noun, id, c.VolumeGroup, StripUUID(vg.UUID), pid.VGUUID)
+		return nil, errorfKind(ErrNotFound, "volume lost: %s %s names volume group %s with UUID %s, this node's %s has UUID %s: the node's disks were replaced, wiped or rebuilt, so its data is not on this node; delete the claim to provision a new volume, or restore it from a backup",
+			noun, id, c.VolumeGroup, pid.VGUUID, c.VolumeGroup, StripUUID(vg.UUID))
 	}
 	byName := rep.LVByName(c.VolumeGroup, pid.LVName)
 	if byName == nil {
@@ -300,6 +310,9 @@ func (e *Engine) source(rep *lvm.Report, id string) (*Volume, error) {
 	if v.Copying {
 		return nil, fmt.Errorf("%w: content source %s is itself still being copied", ErrUnavailable, id)
 	}
+	if err := v.usable(); err != nil {
+		return nil, fmt.Errorf("content source %s: %w", id, err)
+	}
 	return v, nil
 }
 
@@ -413,6 +426,9 @@ func (e *Engine) Expand(ctx context.Context, id string, r SizeRequest) (*Volume,
 	defer e.locks.Lock(pid.LVName)()
 	v, err := e.Resolve(ctx, id, KindVolume)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.usable(); err != nil {
 		return nil, err
 	}
 	if Satisfies(v.Size, SizeRequest{Required: r.Required}) {
