@@ -749,6 +749,9 @@ func (e *E) waitReleased(c *lossClaim, deadline time.Time, node string) *lossCla
 			return false, strings.Join(append(st, "pod: "+err.Error()), "; "), nil
 		}
 		st = append(st, "pod "+podStatusLine(p))
+		if p.DeletionTimestamp != nil {
+			return false, strings.Join(append(st, "(being deleted)"), "; "), nil
+		}
 		if recreated && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != node {
 			return false, "", fmt.Errorf("pod %s runs on %s, want %s", c.pod, p.Spec.NodeName, node)
 		}
@@ -801,7 +804,9 @@ func (e *E) checkReleaseAndKeep(rel, keep *lossClaim, t fenceapi.Trigger) {
 		e.Fatalf("kept claim %s changed: UID %s (was %s), deleting=%v, volume %s (was %s)", keep.claim, pvc.UID, keep.uid, pvc.DeletionTimestamp != nil, pvc.Spec.VolumeName, keep.pv)
 	}
 	podState := "no pod"
-	if p, err := kube.CoreV1().Pods(e.ns).Get(e.ctx, keep.pod, metav1.GetOptions{}); err == nil {
+	if p, err := kube.CoreV1().Pods(e.ns).Get(e.ctx, keep.pod, metav1.GetOptions{}); err == nil && p.DeletionTimestamp != nil {
+		podState = "the pod of before the loss, being deleted: " + podStatusLine(p)
+	} else if err == nil {
 		if p.Status.Phase == corev1.PodRunning {
 			e.Fatalf("pod %s of the kept claim runs while its node is lost: %s", keep.pod, podStatusLine(p))
 		}
@@ -900,6 +905,10 @@ func (e *E) waitFailedMount(pod string, re *regexp.Regexp, timeout time.Duration
 		if err != nil {
 			return false, err.Error(), nil
 		}
+		if p.DeletionTimestamp != nil {
+			// the pod of before the loss, not deleted yet (its node was down)
+			return false, "an earlier pod " + pod + " is being deleted: " + podStatusLine(p), nil
+		}
 		if p.Status.Phase == corev1.PodRunning || !neverStarted(p) {
 			return false, "", fmt.Errorf("pod %s started a container: %s", pod, podStatusLine(p))
 		}
@@ -929,8 +938,8 @@ func (e *E) holdNeverRuns(pod string, d time.Duration) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		if p.Status.Phase == corev1.PodRunning || !neverStarted(p) {
-			return false, podStatusLine(p), nil
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodRunning || !neverStarted(p) {
+			return false, podStatusLine(p) + fmt.Sprintf(" (deleting=%v)", p.DeletionTimestamp != nil), nil
 		}
 		return true, podStatusLine(p), nil
 	})
