@@ -10,22 +10,28 @@
 #   localnvme.local/csi-resizer:<v>        come from hack/cluster/build-bins.sh (--sidecars-dir)
 #   localnvme.local/pause:3.10             the sandbox image: a static Go pause (tool/pause)
 #   localnvme.local/busybox:1              Debian's busybox-static + applet links in /bin
+#   localnvme.local/postgres:15            the e2e database workload: the localnvme image's
+#                                          root file system (the same bottom layer blob) +
+#                                          Debian's postgresql-15 (postgres-layer.sh) + the
+#                                          entrypoint postgres-entrypoint.sh; psql, pg_isready
 #
 # usage: hack/image/build.sh [--sidecars-dir DIR] [--only NAME[,NAME...]]
-#   NAME: localnvme csi-provisioner csi-snapshotter csi-resizer pause busybox (default: all)
+#   NAME: localnvme csi-provisioner csi-snapshotter csi-resizer pause busybox postgres
+#     (default: all)
 #   --sidecars-dir (or $SIDECARS_DIR): csi-provisioner, csi-snapshotter, csi-resizer built by
 #     hack/cluster/build-bins.sh; default $CACHE/bin/sidecars-$SIDECARS_TAG (versions.env)
 #   VERSION: the localnvme image tag (default `git describe --always --dirty`)
 #
 # Idempotent: an image is rewritten only when the hash of its inputs (the image spec, the
 # contents of every file in it, the image tool) changed; the Debian root file system is
-# cached separately (rootfs.sh). The localnvme binary is rebuilt with `make build` every
-# run (Go's build cache makes that quick; an unchanged binary leaves the image alone).
+# cached separately (rootfs.sh), and so is the postgres layer (postgres-layer.sh). The
+# localnvme binary is rebuilt with `make build` every run (Go's build cache makes that
+# quick; an unchanged binary leaves the image alone).
 #
 # Cache: ${LOCALNVME_CACHE:-$HOME/.cache/localnvme}/images  (never inside the repo)
 #   <name>.tar        docker-archive, repo:tag in manifest.json (the only *.tar there)
 #   images.txt        "ref path" per image
-#   rootfs/ bin/ busybox/ spec/   build inputs
+#   rootfs/ postgres/ bin/ busybox/ spec/   build inputs
 # Needs root (debootstrap), Go, apt. Images are linux/amd64.
 set -Eeuo pipefail
 trap 'echo "[image] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
@@ -37,11 +43,12 @@ IMG=$CACHE_ROOT/images
 # shellcheck source=../cluster/versions.env
 source "$REPO/hack/cluster/versions.env"
 
-ALL=(localnvme csi-provisioner csi-snapshotter csi-resizer pause busybox)
+ALL=(localnvme csi-provisioner csi-snapshotter csi-resizer pause busybox postgres)
 SIDECARS=(csi-provisioner csi-snapshotter csi-resizer)
 REGISTRY=localnvme.local
 PAUSE_TAG=3.10
 BUSYBOX_TAG=1
+POSTGRES_MAJOR=15 # postgres-layer.sh installs Debian bookworm's postgresql-15
 PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # applets the e2e workloads and the demo StatefulSet use (all of busybox's are linked)
 BUSYBOX_NEEDED=(sh dd cat sha256sum df blockdev sleep ls mkdir stat echo head wc sync test)
@@ -102,7 +109,7 @@ check_sidecars() {
 	[[ ${#missing[@]} -eq 0 ]] && return
 	die "sidecar binaries missing in $SIDECARS_DIR: ${missing[*]}
   build them with:  hack/cluster/build-bins.sh sidecars   (or pass --sidecars-dir DIR)
-  or build the other images only:  $0 --only localnvme,pause,busybox"
+  or build the other images only:  $0 --only localnvme,pause,busybox,postgres"
 }
 
 # ---------------------------------------------------------------- tools
@@ -285,6 +292,39 @@ EOF
 	emit_image busybox "$ref"
 }
 
+# The e2e database workload. Its bottom layer is the localnvme image's root file system
+# tarball as is (one blob, imported once per node), then the apt-installed PostgreSQL, then
+# the entrypoint and links that put the real binaries before Debian's pg_wrapper on PATH.
+image_postgres() {
+	local rootfs layer ref=$REGISTRY/postgres:$POSTGRES_MAJOR bin=/usr/lib/postgresql/$POSTGRES_MAJOR/bin c links=""
+	rootfs=$("$HERE/rootfs.sh") || die "root file system build failed"
+	layer=$("$HERE/postgres-layer.sh" "$rootfs") || die "postgres layer build failed"
+	for c in postgres initdb pg_ctl psql pg_isready pg_dump; do
+		links+=",
+      {\"path\": $(json_str "usr/local/bin/$c"), \"symlink\": $(json_str "$bin/$c")}"
+	done
+	{
+		spec_head postgres "$ref" 1970-01-01T00:00:00Z "{
+    \"Env\": [$(json_str "PATH=/usr/local/sbin:/usr/local/bin:$bin:/usr/sbin:/usr/bin:/sbin:/bin"), \"PGDATA=/var/lib/postgresql/data/pgdata\", \"LANG=C.UTF-8\"],
+    \"Entrypoint\": [\"/usr/local/bin/localnvme-postgres\"],
+    \"StopSignal\": \"SIGINT\",
+    \"WorkingDir\": \"/\",
+    \"Labels\": {\"org.opencontainers.image.title\": \"localnvme e2e postgres\"}
+  }"
+		cat <<EOF
+    {"tar": $(json_str "$rootfs"),
+     "comment": "the localnvme image's root file system (hack/image/rootfs.sh)"},
+    {"tar": $(json_str "$layer"),
+     "comment": "apt-get install --no-install-recommends postgresql-$POSTGRES_MAJOR: $(grep -c . "${layer%.tar.gz}.packages") packages (hack/image/postgres-layer.sh)"},
+    {"comment": "COPY hack/image/postgres-entrypoint.sh /usr/local/bin/localnvme-postgres", "entries": [
+      {"path": "usr/local/bin/localnvme-postgres", "src": $(json_str "$HERE/postgres-entrypoint.sh"), "mode": "0755"}$links]}
+  ]
+}
+EOF
+	} >"$IMG/spec/postgres.json"
+	emit_image postgres "$ref"
+}
+
 write_images_txt() {
 	local n lines=""
 	for n in "${ALL[@]}"; do
@@ -298,7 +338,9 @@ write_images_txt() {
 main() {
 	BUILT=()
 	check_sidecars
-	[[ $(id -u) -eq 0 ]] || ! wanted localnvme || die "must run as root (debootstrap builds the localnvme root file system)"
+	if [[ $(id -u) -ne 0 ]] && { wanted localnvme || wanted postgres; }; then
+		die "must run as root (debootstrap builds the root file system of the localnvme and postgres images)"
+	fi
 	VERSION=${VERSION:-$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)}
 	mkdir -p "$IMG/spec"
 	exec 8>"$IMG/.lock"
@@ -315,6 +357,7 @@ main() {
 		csi-*) image_sidecar "$n" ;;
 		pause) image_pause ;;
 		busybox) image_busybox ;;
+		postgres) image_postgres ;;
 		esac
 	done
 	write_images_txt

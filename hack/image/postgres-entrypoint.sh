@@ -1,0 +1,39 @@
+#!/bin/bash
+# localnvme-postgres — the entrypoint of the localnvme.local/postgres e2e workload image
+# (hack/image/build.sh): Debian's PostgreSQL on a volume mounted at the parent of $PGDATA.
+#
+# PGDATA (default /var/lib/postgresql/data/pgdata) is a directory below the mount point, as
+# the mount point itself holds lost+found. When PGDATA has no PG_VERSION, a fresh cluster is
+# made: the line "LOCALNVME-INITDB <UTC date>" goes to stdout (the container log) and is
+# appended to $PGDATA/../initdb.log, then initdb runs as user postgres (trust auth, UTF-8,
+# C.UTF-8). Then postgres runs (exec, PID 1) as user postgres, listening only on the unix
+# socket in /tmp (psql -h /tmp -U postgres; pg_isready -h /tmp). Arguments are passed to
+# postgres (e.g. -c fsync=off).
+#
+# Runs as root (then drops to postgres, making PGDATA postgres-owned) or directly as the
+# postgres user (uid 999; the pod needs fsGroup 999 or a writable mount point then).
+set -euo pipefail
+export PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
+log() { echo "localnvme-postgres: $*"; }
+
+as_postgres=()
+mkdir -p "$PGDATA"
+if [[ $(id -u) -eq 0 ]]; then
+	as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+	chown postgres:postgres "$PGDATA"
+fi
+chmod 0700 "$PGDATA"
+
+if [[ ! -s $PGDATA/PG_VERSION ]]; then
+	line="LOCALNVME-INITDB $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "$line"
+	echo "$line" >>"$PGDATA/../initdb.log"
+	t0=$(date +%s)
+	"${as_postgres[@]}" initdb -D "$PGDATA" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8
+	log "initdb done in $(($(date +%s) - t0)) s"
+else
+	log "existing cluster in $PGDATA (PG_VERSION $(cat "$PGDATA/PG_VERSION"))"
+fi
+
+exec "${as_postgres[@]}" postgres -D "$PGDATA" -c listen_addresses= -c unix_socket_directories=/tmp \
+	-c shared_buffers=32MB -c max_connections=20 "$@"
