@@ -155,7 +155,16 @@ const (
 	// and is removed only by DeleteVolume. The value says why and when ("released by
 	// node-loss policy at <RFC 3339>: node n1 deleted"). Never removed by the controller.
 	AnnotationFenced = "localnvme.io/fenced"
+	// AnnotationReleasedClaim names the claim a release deleted: "<namespace>/<name>
+	// <UID>". Only that claim is ever deleted for this PV (an interrupted release is
+	// finished for it); a claim later bound to the fenced PV by hand is left alone.
+	AnnotationReleasedClaim = "localnvme.io/released-claim"
 )
+
+// ReleasedClaim formats the AnnotationReleasedClaim value.
+func ReleasedClaim(namespace, name, uid string) string {
+	return namespace + "/" + name + " " + uid
+}
 
 // Trigger is why a volume's node counts as lost.
 type Trigger string

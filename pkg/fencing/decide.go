@@ -139,7 +139,8 @@ func Decide(in Input, v Volume) Plan {
 	if fenceapi.IsFenced(ann) {
 		// Released before. Finish an interrupted release (the claim with the old UID still
 		// there), else nothing: the PV waits for its reclaim.
-		if ann[fenceapi.AnnotationDecision] == fenceapi.DecisionReleased && claimMatches(pv, in.Claim) == "" {
+		if ann[fenceapi.AnnotationDecision] == fenceapi.DecisionReleased && claimMatches(pv, in.Claim) == "" &&
+			ann[fenceapi.AnnotationReleasedClaim] == releasedClaim(in.Claim) {
 			p.Release = true
 			p.Trigger = fenceapi.Trigger(ann[fenceapi.AnnotationTrigger])
 			p.Why = ann[fenceapi.AnnotationFenced]
@@ -209,6 +210,7 @@ func Decide(in Input, v Volume) Plan {
 	}
 	p.Annotations[fenceapi.AnnotationDecision] = str(fenceapi.DecisionReleased)
 	p.Annotations[fenceapi.AnnotationFenced] = str(fenceapi.FenceReason(in.Now, why))
+	p.Annotations[fenceapi.AnnotationReleasedClaim] = str(releasedClaim(in.Claim))
 	p.Release = true
 	return p
 }
@@ -228,6 +230,10 @@ func claimMatches(pv *corev1.PersistentVolume, c *corev1.PersistentVolumeClaim) 
 		return fmt.Sprintf("claim %s/%s is not bound to this PV (volumeName %q)", ref.Namespace, ref.Name, c.Spec.VolumeName)
 	}
 	return ""
+}
+
+func releasedClaim(c *corev1.PersistentVolumeClaim) string {
+	return fenceapi.ReleasedClaim(c.Namespace, c.Name, string(c.UID))
 }
 
 func policyLine(in Input) string {

@@ -206,6 +206,14 @@ func TestDecideReleaseAfterDelay(t *testing.T) {
 			if p = decide(t, in); !p.Release || len(p.Annotations) != 0 || len(p.Events) != 0 {
 				t.Errorf("interrupted release: plan %+v, want a resumed release without annotations or events", p)
 			}
+			// Fenced, a claim bound to the fenced PV by hand later (claimRef names it): not
+			// the released claim, never touched.
+			bound := testPV("pv", "probe", "u9", nil)
+			apply(bound, Plan{Annotations: map[string]*string{}})
+			bound.Annotations = pv.Annotations
+			if p = decide(t, Input{PV: bound, Node: tc.node, Claim: testClaim("probe", "u9", "pv"), Policy: release1m, Now: in.Now}); p.Release {
+				t.Errorf("claim bound to the fenced PV later: plan %+v releases it", p)
+			}
 			// Fenced, the claim re-created by its StatefulSet: never touched.
 			in.Claim = testClaim("c", "u2", "pv-new")
 			if p = decide(t, in); p.Release {
