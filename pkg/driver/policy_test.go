@@ -113,7 +113,7 @@ func TestCloneAndRestoreCarryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cs := range map[string]*csi.VolumeContentSource{
-		"clone": {Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: srcID}}},
+		"clone":   {Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: srcID}}},
 		"restore": {Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snap.GetSnapshot().GetSnapshotId()}}},
 	} {
 		req := createReq("pvc-"+name, params)

@@ -438,4 +438,3 @@ func TestOrphanScanWaitsForSync(t *testing.T) {
 		t.Errorf("scan before sync: events %v, %d lists", rec.list(), eng.lists)
 	}
 }
-

@@ -76,7 +76,7 @@ func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) ExtendLV(context.Context, string, string, uint64) error  { return nil }
+func (f *fakeLVM) ExtendLV(context.Context, string, string, uint64) error { return nil }
 func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) error {
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
