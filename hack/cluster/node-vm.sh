@@ -13,7 +13,7 @@
 #          The previous boot's logs move to nodes/<name>/prev/<K>/. Does not wait.
 #        hack/cluster/node-vm.sh wait-ready NODE [SECONDS]
 #          wait until the Node is Ready, reporting another boot ID than before `start`
-#          (default LOCALNVME_NODE_READY_TIMEOUT or 400 s);
+#          (default LOCALNVME_NODE_READY_TIMEOUT or 900 s);
 #          fails at once when the qemu exits or the console shows @@NODE-FAIL
 #        hack/cluster/node-vm.sh status NODE
 #          print running (pid) or stopped; exit 0 either way
@@ -97,7 +97,7 @@ cmd_start() {
 
 cmd_wait_ready() {
 	[[ $# -le 1 ]] || usage
-	local secs=${1:-${LOCALNVME_NODE_READY_TIMEOUT:-400}} deadline rc=0 msg started="" old=""
+	local secs=${1:-${LOCALNVME_NODE_READY_TIMEOUT:-900}} deadline rc=0 msg started="" old=""
 	[[ $secs =~ ^[0-9]+$ ]] || usage
 	deadline=$((T0 + secs))
 	[[ -f $dir/started-at ]] && started=$(cat "$dir/started-at")

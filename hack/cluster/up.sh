@@ -103,7 +103,7 @@ nodes_ready() {
 		[[ $rc -eq 0 ]] || return "$rc"
 	done
 }
-deadline=$(($(date +%s) + ${LOCALNVME_NODE_READY_TIMEOUT:-400}))
+deadline=$(($(date +%s) + ${LOCALNVME_NODE_READY_TIMEOUT:-900}))
 while :; do
 	rc=0
 	nodes_ready || rc=$?

@@ -68,8 +68,16 @@ var nodeLoss struct {
 }
 
 // nodeLossScenarios registers the failure scenarios (TestE2E, after the others).
+//
+// leader-election always runs. The node-loss scenarios (each powers node VMs off and on, ~20
+// min apiece under TCG) run only with E2E_NODELOSS=1 (`make e2e-nodeloss`): they are not
+// yet part of `make e2e` and CI.
 func nodeLossScenarios(t *testing.T) {
 	scenario(t, "leader-election", 6*time.Minute, testLeaderElection)
+	if os.Getenv("E2E_NODELOSS") != "1" {
+		logf("e2e: node-loss scenarios (node-deleted, out-of-service) not run: E2E_NODELOSS=1 or `make e2e-nodeloss` runs them")
+		return
+	}
 	scenarioWith(t, "node-deleted", 40*time.Minute, scenarioOptions{
 		keepNamespace: func(e *E) bool {
 			if e.t.Failed() {

@@ -99,14 +99,21 @@ done
 ctr version >/dev/null 2>&1 || fail "containerd did not start (see containerd.log)"
 # the images hack/image/build.sh made (images.txt: "ref path" per line)
 [[ -f $IMAGES_DIR/images.txt ]] || fail "no $IMAGES_DIR/images.txt (hack/image/build.sh)"
-while read -r ref tar; do
-	ctr -n k8s.io images import "$tar" >>"$LOG/images.log" 2>&1 || fail "import $ref from $tar"
-	ctr -n k8s.io images ls -q | grep -qxF "$ref" || fail "image $ref not in containerd after importing $tar"
-done <"$IMAGES_DIR/images.txt"
-# pin them: kubelet's image GC must not remove images no registry can bring back
-ctr -n k8s.io images ls -q | while read -r ref; do
-	ctr -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null 2>&1 || true
-done
+# The workload images of the node-loss scenarios (postgres) are imported after kubelet has
+# started, in the background: the node is Ready sooner, and a pod that needs one before it
+# is there retries (ErrImageNeverPull) until it is.
+late_re='^localnvme\.local/postgres:'
+import_images() { # import_images early|late
+	local ref tar
+	while read -r ref tar; do
+		if [[ $ref =~ $late_re ]]; then [[ $1 == late ]] || continue; else [[ $1 == early ]] || continue; fi
+		ctr -n k8s.io images import "$tar" >>"$LOG/images.log" 2>&1 || fail "import $ref from $tar"
+		ctr -n k8s.io images ls -q | grep -qxF "$ref" || fail "image $ref not in containerd after importing $tar"
+		# pin it: kubelet's image GC must not remove images no registry can bring back
+		ctr -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null 2>&1 || true
+	done <"$IMAGES_DIR/images.txt"
+}
+import_images early
 mark "images imported uptime $(cut -d' ' -f1 /proc/uptime)"
 
 "$K8S_BIN/kubelet" --config="$NODE_DIR/kubelet.yaml" --kubeconfig="$NODE_DIR/kubelet.kubeconfig" \
@@ -114,5 +121,6 @@ mark "images imported uptime $(cut -d' ' -f1 /proc/uptime)"
 	--hostname-override="$NODE_NAME" --node-ip=10.0.2.15 --root-dir=/var/lib/kubelet \
 	--v="${KUBELET_V:-1}" >"$LOG/kubelet.log" 2>&1 &
 mark "kubelet started uptime $(cut -d' ' -f1 /proc/uptime)"
+(import_images late && mark "late images imported uptime $(cut -d' ' -f1 /proc/uptime)") &
 # PID 1: reap orphans until the VM is killed by down.sh
 while :; do wait -n 2>/dev/null || sleep 1; done
