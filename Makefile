@@ -57,7 +57,7 @@ e2e:
 # The node-loss failure scenarios (node VMs powered off, deleted, tainted, rebuilt with blank
 # drives; PostgreSQL StatefulSets) plus leader election; not yet part of `make e2e`.
 e2e-nodeloss:
-	E2E_NODELOSS=1 E2E_RUN='TestE2E/(leader-election|node-deleted|out-of-service)' hack/cluster/e2e.sh
+	LOCALNVME_LATE_IMAGES=1 E2E_NODELOSS=1 E2E_RUN='TestE2E/(leader-election|node-deleted|out-of-service)' hack/cluster/e2e.sh
 
 vm-smoke:
 	hack/vm/smoke.sh

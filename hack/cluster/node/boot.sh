@@ -100,8 +100,8 @@ ctr version >/dev/null 2>&1 || fail "containerd did not start (see containerd.lo
 # the images hack/image/build.sh made (images.txt: "ref path" per line)
 [[ -f $IMAGES_DIR/images.txt ]] || fail "no $IMAGES_DIR/images.txt (hack/image/build.sh)"
 # The workload images of the node-loss scenarios (postgres) are imported after kubelet has
-# started, in the background: the node is Ready sooner, and a pod that needs one before it
-# is there retries (ErrImageNeverPull) until it is.
+# started, in the background, and only for those scenarios (see below): the node is Ready
+# sooner, and a pod that needs one before it is there retries (ErrImageNeverPull).
 late_re='^localnvme\.local/postgres:'
 import_images() { # import_images early|late
 	local ref tar
@@ -121,6 +121,10 @@ mark "images imported uptime $(cut -d' ' -f1 /proc/uptime)"
 	--hostname-override="$NODE_NAME" --node-ip=10.0.2.15 --root-dir=/var/lib/kubelet \
 	--v="${KUBELET_V:-1}" >"$LOG/kubelet.log" 2>&1 &
 mark "kubelet started uptime $(cut -d' ' -f1 /proc/uptime)"
-(import_images late && mark "late images imported uptime $(cut -d' ' -f1 /proc/uptime)") &
+# only when the cluster was brought up for the node-loss scenarios (up.sh with
+# LOCALNVME_LATE_IMAGES=1 leaves this marker): an 82 MB import slows the node for minutes
+if [[ -f $NODE_DIR/../../late-images ]]; then
+	(import_images late && mark "late images imported uptime $(cut -d' ' -f1 /proc/uptime)") &
+fi
 # PID 1: reap orphans until the VM is killed by down.sh
 while :; do wait -n 2>/dev/null || sleep 1; done
