@@ -36,7 +36,7 @@ rel=$(realpath --relative-to="$k" "$REPO_ROOT/$variant")
 clog "kubectl apply -k $variant (images: $(grep -c newName "$k/kustomization.yaml") overridden)"
 kubectl_admin apply -k "$k"
 t0=$(date +%s)
-kubectl_admin -n localnvme-system rollout status ds/localnvme-node --timeout=600s
+kubectl_admin -n localnvme-system rollout status ds/localnvme-node --timeout=900s
 kubectl_admin -n localnvme-system rollout status deploy/localnvme-controller --timeout=300s
 clog "driver ready in $(($(date +%s) - t0)) s"
 kubectl_admin -n localnvme-system get pods -o wide
