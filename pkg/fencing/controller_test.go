@@ -299,12 +299,17 @@ func TestKeepOnlyMarks(t *testing.T) {
 	}
 }
 
+// dueReleasePV is a release PV whose node was deleted an hour ago: its release is due.
+func dueReleasePV() *corev1.PersistentVolume {
+	pv := testPV("pv", "c", "u1", releaseAttrs())
+	pv.Annotations = map[string]string{fenceapi.AnnotationTrigger: "node-deleted", fenceapi.AnnotationTriggerSince: t0.Add(-time.Hour).Format(time.RFC3339), fenceapi.AnnotationDecision: "waiting"}
+	return pv
+}
+
 // The claim is swapped for a new one (same name, new UID) between the decision and the
 // delete: the delete's UID precondition fails and the new claim survives.
 func TestReleasePreconditionConflict(t *testing.T) {
-	pv := testPV("pv", "c", "u1", releaseAttrs())
-	pv.Annotations = map[string]string{fenceapi.AnnotationTrigger: "node-deleted", fenceapi.AnnotationTriggerSince: t0.Add(-time.Hour).Format(time.RFC3339), fenceapi.AnnotationDecision: "waiting"}
-	e := newEnv(t, pv, testClaim("c", "u1", "pv"), pod("db-0", node1, "c"))
+	e := newEnv(t, dueReleasePV(), testClaim("c", "u1", "pv"), pod("db-0", node1, "c"))
 	e.start()
 	tr := e.client.Tracker()
 	swapped := false
@@ -339,9 +344,7 @@ func TestReleasePreconditionConflict(t *testing.T) {
 
 // API errors: nothing is deleted on a failed write, and the work is retried.
 func TestAPIErrors(t *testing.T) {
-	pv := testPV("pv", "c", "u1", releaseAttrs())
-	pv.Annotations = map[string]string{fenceapi.AnnotationTrigger: "node-deleted", fenceapi.AnnotationTriggerSince: t0.Add(-time.Hour).Format(time.RFC3339), fenceapi.AnnotationDecision: "waiting"}
-	e := newEnv(t, pv, testClaim("c", "u1", "pv"), pod("db-0", node1, "c"))
+	e := newEnv(t, dueReleasePV(), testClaim("c", "u1", "pv"), pod("db-0", node1, "c"))
 	e.start()
 	fail := map[string]bool{"patch": true}
 	for _, verb := range []string{"patch", "delete"} {
