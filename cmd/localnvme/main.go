@@ -167,8 +167,8 @@ func runNode(args []string) int {
 	return rc
 }
 
-// startNodeSync publishes the node's incarnation (retrying until it succeeds or ctx ends)
-// and runs the fence and orphan sync until ctx ends. The returned function waits for both.
+// startNodeSync publishes the node's incarnation (retrying until it succeeds or ctx ends,
+// then keeping it current) and runs the fence and orphan sync until ctx ends. The returned function waits for both.
 func startNodeSync(ctx context.Context, client kubernetes.Interface, nodeID string, n *node.Node, rep *events.Reporter) (func(), error) {
 	s, err := nodesync.NewSync(nodesync.Options{Client: client, Node: nodeID, Engine: n.Engine, Events: rep, Registerer: n.Metrics.Registry()})
 	if err != nil {
@@ -179,7 +179,7 @@ func startNodeSync(ctx context.Context, client kubernetes.Interface, nodeID stri
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := nodesync.PublishIncarnation(ctx, client, nodeID, n.Engine, nodesync.DefaultPublishBackoff); err != nil && ctx.Err() == nil {
+		if err := nodesync.KeepIncarnation(ctx, client, nodeID, n.Engine, nodesync.DefaultPublishBackoff, nodesync.DefaultRecheck); err != nil && ctx.Err() == nil {
 			logger.Error(err, "Publishing the node's incarnation")
 		}
 	}()

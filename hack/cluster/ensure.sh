@@ -2,7 +2,8 @@
 # ensure.sh — everything the local cluster needs, installed or built once and cached:
 # Debian packages (qemu, etcd, containerd, runc, CNI plugins, ...), the Kubernetes and
 # sidecar binaries (build-bins.sh), the node VMs' kernel and initramfs (ensure-node.sh)
-# and the container images (hack/image/build.sh).
+# the container images (hack/image/build.sh) and the node VMs' containerd seed disk
+# (seed-images.sh).
 set -Eeuo pipefail
 trap 'echo "[cluster-ensure] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,3 +22,4 @@ fi
 "$CLUSTER_HERE/build-bins.sh" all
 "$CLUSTER_HERE/ensure-node.sh"
 "$REPO_ROOT/hack/image/build.sh" --sidecars-dir "$SIDECAR_BIN"
+"$CLUSTER_HERE/seed-images.sh"

@@ -118,6 +118,60 @@ rotate_node_logs() {
 	return 0
 }
 
+# ------------------------------------------------------------------ containerd disks
+# Each node VM keeps containerd's state (/var/lib/containerd: images and their snapshots)
+# on a disk of its own, nodes/<name>/containerd.img (ext4, virtio-blk with serial
+# "containerd"), so a node that node-vm.sh powers off and on comes back with its images, as
+# a rebooted machine does. up.sh starts each node from a copy of the seed: a disk on which
+# every image but the driver's (a new tag per commit) is already imported, built once per
+# seed key by seed-images.sh. Importing them at each boot took ~5 min of a node's start
+# under TCG (postgres alone ~9 min more).
+SEED_DIR=$CACHE_ROOT/containerd-seed
+SEED_VERSION=1 # bump when the seed's layout changes
+CTRD_DISK_SIZE=8G
+# seed_lines: the images.txt lines ("ref tar") of the images a seed holds
+seed_lines() { grep -v '^localnvme\.local/localnvme:' "$IMAGES_DIR/images.txt"; }
+# seed_key: the seed's version, containerd's version and the inputs of each seeded image
+seed_key() {
+	local ref tar
+	{
+		echo "seed $SEED_VERSION"
+		containerd --version
+		seed_lines | while read -r ref tar; do echo "$ref $(cat "${tar%.tar}.inputs")"; done
+	} | sha256sum | cut -c1-16
+}
+seed_path() { echo "$SEED_DIR/seed-$(seed_key).img"; }
+# new_ctrd_disk FILE: a new empty sparse ext4 disk image
+new_ctrd_disk() {
+	rm -f "$1"
+	truncate -s "$CTRD_DISK_SIZE" "$1"
+	mkfs.ext4 -q -F -L containerd -N 262144 -E lazy_itable_init=0,lazy_journal_init=0 "$1"
+}
+
+# node_qemu DIR NODE-ENV ARGS...: exec the qemu of a node VM whose files
+# are in DIR: the generic kernel booting boot.sh over the host root (9p, read-only), DIR/share
+# as its log directory, DIR/containerd.img as containerd's disk, and ARGS (drives, network).
+# It execs: call it in a subshell, or in the background (then $! is qemu's pid).
+node_qemu() {
+	local dir=$1 env=$2
+	shift 2
+	# shellcheck disable=SC2054 # the commas are qemu's option syntax
+	local qemu=(qemu-system-x86_64 -accel tcg -machine pc -cpu max "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP"
+		-nodefaults -nographic -no-reboot -monitor none -serial "file:$dir/console.log"
+		-kernel "$NODE_KERNEL" -initrd "$NODE_INITRD"
+		-append "console=ttyS0 panic=-1 loglevel=5 rdinit=/init localnvme.boot=$CLUSTER_HERE/node/boot.sh localnvme.kver=$NODE_KVER localnvme.modules=$NODE_MODULES localnvme.nodeenv=$env"
+		-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
+		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
+		-fsdev "local,id=nodeshare,path=$dir/share,security_model=none"
+		-device virtio-9p-pci,fsdev=nodeshare,mount_tag=nodeshare
+		-drive "file=$dir/containerd.img,if=none,id=ctrd,format=raw,cache=unsafe,aio=threads"
+		-device virtio-blk-pci,drive=ctrd,serial=containerd
+		"$@")
+	printf '%q ' "${qemu[@]}" >"$dir/qemu.cmdline"
+	echo >>"$dir/qemu.cmdline"
+	exec "${qemu[@]}" </dev/null >"$dir/qemu.log" 2>&1
+}
+
 # start_node N [blank]: write node N's files (kubeconfig, kubelet config, node.env) and start
 # its qemu in the background (pid in pids/qemu-<name>). The drive images are created sparse
 # when missing and otherwise kept (same disks); with "blank" each is replaced by a new
@@ -143,7 +197,7 @@ authorization: {mode: Webhook}
 tlsCertFile: $PKI_DIR/kubelet-serving-$n.crt
 tlsPrivateKeyFile: $PKI_DIR/kubelet-serving-$n.key
 resolvConf: /etc/resolv.conf
-# the node's root, containerd and kubelet dirs are tmpfs in the VM: no disk-pressure eviction
+# the node's root and kubelet dirs are tmpfs in the VM, containerd's a disk: no disk-pressure eviction
 evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -168,21 +222,20 @@ ENV
 		args+=(-device "nvme,drive=d$k,serial=$serial")
 		k=$((k + 1))
 	done
-	# shellcheck disable=SC2054 # the commas are qemu's option syntax
-	local qemu=(qemu-system-x86_64 -accel tcg -machine pc -cpu max "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP"
-		-nodefaults -nographic -no-reboot -monitor none -serial "file:$dir/console.log"
-		-kernel "$NODE_KERNEL" -initrd "$NODE_INITRD"
-		-append "console=ttyS0 panic=-1 loglevel=5 rdinit=/init localnvme.boot=$CLUSTER_HERE/node/boot.sh localnvme.kver=$NODE_KVER localnvme.modules=$NODE_MODULES localnvme.nodeenv=$dir/node.env"
-		-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
-		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
-		-fsdev "local,id=nodeshare,path=$dir/share,security_model=none"
-		-device virtio-9p-pci,fsdev=nodeshare,mount_tag=nodeshare
-		-netdev "user,id=n0,restrict=on,guestfwd=tcp:$GUEST_API_IP:$APISERVER_PORT-cmd:busybox nc 127.0.0.1 $APISERVER_PORT,hostfwd=tcp:$(node_lo_ip "$i"):10250-:10250"
-		-device virtio-net-pci,netdev=n0
-		"${args[@]}")
-	printf '%q ' "${qemu[@]}" >"$dir/qemu.cmdline"
-	echo >>"$dir/qemu.cmdline"
-	"${qemu[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
+	# containerd's disk: kept across restarts; a node's first start copies the seed
+	if [[ ! -f $dir/containerd.img ]]; then
+		local seed
+		seed=$(seed_path)
+		if [[ -f $seed ]]; then
+			cp --sparse=always "$seed" "$dir/containerd.img"
+		else
+			clog "$n: no containerd seed $seed (hack/cluster/seed-images.sh): it imports every image at boot"
+			new_ctrd_disk "$dir/containerd.img"
+		fi
+	fi
+	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$GUEST_API_IP:$APISERVER_PORT-cmd:busybox nc 127.0.0.1 $APISERVER_PORT,hostfwd=tcp:$(node_lo_ip "$i"):10250-:10250"
+		-device virtio-net-pci,netdev=n0)
+	node_qemu "$dir" "$dir/node.env" "${args[@]}" &
 	echo $! >"$RUN_DIR/pids/qemu-$n"
 	date +%s >"$dir/started-at"
 }

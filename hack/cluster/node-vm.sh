@@ -17,9 +17,10 @@
 #          fails at once when the qemu exits or the console shows @@NODE-FAIL
 #        hack/cluster/node-vm.sh status NODE
 #          print running (pid) or stopped; exit 0 either way
-# NODE: localnvme-node-N or N. The root, containerd and kubelet dirs of a node are tmpfs in
-# the VM, so a started node comes back with fresh kubelet and containerd state (images are
-# imported again from $CACHE/images, ~3 min to Ready under TCG).
+# NODE: localnvme-node-N or N. The root and kubelet dirs of a node are tmpfs in the VM, so a
+# started node comes back with fresh kubelet state; containerd's state is on the node's own
+# disk (lib.sh "containerd disks"), kept across restarts (and with --blank-drives: only the
+# NVMe drives are new), so no image is imported again.
 set -Eeuo pipefail
 trap 'echo "[node-vm] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

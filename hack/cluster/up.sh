@@ -24,8 +24,6 @@ done
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids"
 touch "$RUN_DIR/up"
-# the node VMs import the postgres image (node-loss scenarios) only with this marker
-if [[ ${LOCALNVME_LATE_IMAGES:-0} == 1 ]]; then touch "$RUN_DIR/late-images"; fi
 "$CLUSTER_HERE/pki.sh"
 P=$RUN_DIR/pki
 LOGS=$RUN_DIR/logs

@@ -5,8 +5,10 @@
 # PGDATA (default /var/lib/postgresql/data/pgdata) is a directory below the mount point, as
 # the mount point itself holds lost+found. When PGDATA has no PG_VERSION, a fresh cluster is
 # made: the line "LOCALNVME-INITDB <UTC date>" goes to stdout (the container log) and is
-# appended to $PGDATA/../initdb.log, then initdb runs as user postgres (trust auth, UTF-8,
-# C.UTF-8). Then postgres runs (exec, PID 1) as user postgres, listening only on the unix
+# appended to $PGDATA/../initdb.log; then, into an empty PGDATA, the image's template
+# cluster is copied (made by initdb at image build: trust auth, UTF-8, C.UTF-8; every copy
+# has the same system identifier, which only replication would notice), or else initdb runs
+# as user postgres with those options. Then postgres runs (exec, PID 1) as user postgres, listening only on the unix
 # socket in /tmp (psql -h /tmp -U postgres; pg_isready -h /tmp). Arguments are passed to
 # postgres (e.g. -c fsync=off).
 #
@@ -14,6 +16,7 @@
 # postgres user (uid 999; the pod needs fsGroup 999 or a writable mount point then).
 set -euo pipefail
 export PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
+TEMPLATE=/usr/share/localnvme-postgres/pgdata
 log() { echo "localnvme-postgres: $*"; }
 
 as_postgres=()
@@ -29,8 +32,13 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
 	echo "$line"
 	echo "$line" >>"$PGDATA/../initdb.log"
 	t0=$(date +%s)
-	"${as_postgres[@]}" initdb -D "$PGDATA" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8
-	log "initdb done in $(($(date +%s) - t0)) s"
+	if [[ -s $TEMPLATE/PG_VERSION && -z $(ls -A "$PGDATA") ]]; then
+		"${as_postgres[@]}" cp -a "$TEMPLATE/." "$PGDATA/"
+		log "fresh cluster: the image's initdb template copied in $(($(date +%s) - t0)) s"
+	else
+		"${as_postgres[@]}" initdb -D "$PGDATA" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8
+		log "initdb done in $(($(date +%s) - t0)) s"
+	fi
 else
 	log "existing cluster in $PGDATA (PG_VERSION $(cat "$PGDATA/PG_VERSION"))"
 fi

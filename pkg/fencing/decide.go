@@ -155,7 +155,7 @@ func Decide(in Input, v Volume) Plan {
 				p.Annotations[k] = nil
 			}
 			p.Events = append(p.Events, Event{corev1.EventTypeNormal, fenceapi.ReasonCleared,
-				fmt.Sprintf("node %s is back with this volume's volume group (trigger %s cleared before any release): nothing was done", v.Node, prev)})
+				fmt.Sprintf("trigger %s no longer holds for node %s (the Node exists, has no %s taint and does not report another volume group for class %s) before any release: nothing was done", prev, v.Node, fenceapi.TaintOutOfService, v.ID.Class)})
 		}
 		return p
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -85,4 +86,69 @@ func publishOnce(ctx context.Context, client kubernetes.Interface, node string, 
 		return in, fmt.Errorf("patching annotation %s of Node %s: %w", fenceapi.AnnotationIncarnation, node, err)
 	}
 	return in, nil
+}
+
+// DefaultRecheck is how often KeepIncarnation reads the classes and the Node again.
+const DefaultRecheck = 30 * time.Second
+
+// KeepIncarnation publishes the incarnation (PublishIncarnation) and then keeps it current
+// until ctx ends: every recheck it reads the classes from a fresh LVM report and the Node
+// from the API, and patches the annotation again when what the Node carries differs from
+// the classes (a volume group changed, the Node was deleted and re-registered by the kubelet
+// without it, or someone edited it). A failed check is logged and retried at the next one.
+// It returns ctx's error.
+func KeepIncarnation(ctx context.Context, client kubernetes.Interface, node string, eng Engine, backoff wait.Backoff, recheck time.Duration) error {
+	if err := PublishIncarnation(ctx, client, node, eng, backoff); err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx).WithValues("node", node)
+	t := time.NewTicker(recheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		changed, err := recheckOnce(ctx, client, node, eng)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error(err, "Checking the node's incarnation annotation failed; retrying", "retryIn", recheck)
+		case changed != "":
+			logger.Info("Published the node's incarnation again", "annotation", fenceapi.AnnotationIncarnation, "why", changed)
+		}
+	}
+}
+
+// recheckOnce patches the annotation when the Node's value differs from the classes, and says why.
+func recheckOnce(ctx context.Context, client kubernetes.Interface, node string, eng Engine) (string, error) {
+	classes, err := eng.ClassVGs(ctx)
+	if err != nil {
+		return "", err
+	}
+	want := BuildIncarnation(classes, time.Now())
+	n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading Node %s: %w", node, err)
+	}
+	why := ""
+	raw, ok := n.Annotations[fenceapi.AnnotationIncarnation]
+	if !ok {
+		why = "the Node has no " + fenceapi.AnnotationIncarnation + " annotation"
+	} else if have, err := fenceapi.ParseIncarnation(raw); err != nil {
+		why = "the Node's annotation cannot be read: " + err.Error()
+	} else if !maps.Equal(have.Classes, want.Classes) {
+		why = "the device classes changed"
+	}
+	if why == "" {
+		return "", nil
+	}
+	patch, err := incarnationPatch(want)
+	if err != nil {
+		return "", fmt.Errorf("encoding the incarnation: %w", err)
+	}
+	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return "", fmt.Errorf("patching annotation %s of Node %s (%s): %w", fenceapi.AnnotationIncarnation, node, why, err)
+	}
+	return why, nil
 }

@@ -67,7 +67,9 @@ func vol(c *volume.Class, n int, created time.Time) *volume.Volume {
 
 func (e *fakeEngine) Classes() []*volume.Class { return e.classes }
 func (e *fakeEngine) ClassVGs(context.Context) ([]volume.ClassVG, error) {
-	return e.classVGs, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.classVGs), nil
 }
 func (e *fakeEngine) Resolve(_ context.Context, id string, _ volume.Kind) (*volume.Volume, error) {
 	e.mu.Lock()
@@ -256,6 +258,66 @@ func TestPublishIncarnationRetries(t *testing.T) {
 	}
 	if patches < 2 {
 		t.Errorf("%d attempts on the missing Node, want retries", patches)
+	}
+}
+
+// KeepIncarnation publishes again when the Node loses the annotation (deleted and
+// re-registered) and when a class's VG changes; an unchanged Node gets no patch.
+func TestKeepIncarnationRepublishes(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+	eng := newFakeEngine()
+	eng.classVGs = []volume.ClassVG{{Class: "fast", VGUUID: strings.Repeat("F", 32), Ready: true}}
+	done := make(chan error, 1)
+	go func() {
+		done <- KeepIncarnation(ctx, client, "n1", eng, wait.Backoff{Duration: time.Millisecond}, 5*time.Millisecond)
+	}()
+	vgOf := func() string {
+		n, err := client.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		in, err := fenceapi.ParseIncarnation(n.Annotations[fenceapi.AnnotationIncarnation])
+		if err != nil {
+			return "unreadable"
+		}
+		return in.Classes["fast"].VGUUID
+	}
+	patches := func() int {
+		c := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "patch" {
+				c++
+			}
+		}
+		return c
+	}
+	eventually(t, "the first publish", func() bool { return vgOf() == strings.Repeat("F", 32) })
+	time.Sleep(50 * time.Millisecond) // ~10 rechecks of an unchanged Node
+	if n := patches(); n != 1 {
+		t.Errorf("%d patches of an unchanged Node, want 1", n)
+	}
+
+	// The Node deleted and registered again by its kubelet, without the annotation.
+	if err := client.CoreV1().Nodes().Delete(ctx, "n1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a publish on the re-created Node", func() bool { return vgOf() == strings.Repeat("F", 32) })
+
+	// The class's VG replaced (drives wiped and set up again).
+	eng.mu.Lock()
+	eng.classVGs = []volume.ClassVG{{Class: "fast", VGUUID: strings.Repeat("E", 32), Ready: true}}
+	eng.mu.Unlock()
+	eventually(t, "a publish of the new VG UUID", func() bool { return vgOf() == strings.Repeat("E", 32) })
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("KeepIncarnation after cancel = %v", err)
 	}
 }
 

@@ -192,11 +192,16 @@ type scenarioOptions struct {
 	keepNamespace func(e *E) bool
 	// beforeTeardown runs right before the teardown (after the scenario's own cleanups).
 	beforeTeardown func(e *E)
+	// parallel: the scenario runs alongside the other parallel ones of its group (t.Parallel).
+	parallel bool
 }
 
 // scenarioWith is scenario with options.
 func scenarioWith(t *testing.T, name string, timeout time.Duration, opts scenarioOptions, fn func(e *E)) {
 	t.Run(name, func(t *testing.T) {
+		if opts.parallel {
+			t.Parallel()
+		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		e := &E{t: t, ctx: ctx, name: name, start: start}

@@ -209,12 +209,8 @@ func preflight() error {
 			logf("e2e: WARNING: StorageClass %s has provisioner %q, not %s", sc, c.Provisioner, driverName)
 		}
 	}
-	// The node-loss scenarios' workload image (imported in the background after boot when
-	// the cluster came up with LOCALNVME_LATE_IMAGES=1; pods wait for it).
+	// The node-loss scenarios' workload image (on the nodes' containerd disks, from the seed).
 	for _, n := range expectedNodes {
-		if os.Getenv("E2E_NODELOSS") != "1" {
-			break
-		}
 		node, err := kube.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 		if err != nil {
 			continue
@@ -226,7 +222,7 @@ func preflight() error {
 			}
 		}
 		if !found {
-			logf("e2e: WARNING: node %s does not list the image %s yet (bring the cluster up with LOCALNVME_LATE_IMAGES=1, as make e2e-nodeloss does; it may still be importing): the node-loss scenarios need it", n, postgresImage())
+			logf("e2e: WARNING: node %s does not list the image %s (hack/image/build.sh builds it; the node imports it at boot): the node-loss scenarios need it", n, postgresImage())
 		}
 	}
 	if _, err := dyn.Resource(gvrSnapshotClass).Get(ctx, snapshotClassName, metav1.GetOptions{}); err != nil {
@@ -264,15 +260,21 @@ func setCordon(ctx context.Context, node string, cordon bool) error {
 	return err
 }
 
-// The TestE2E scenarios, in order. They run one after another: they share two nodes' drives.
+// The TestE2E scenarios, in order. capacity and placement look at every LV and at the
+// nodes' free space, so they run alone; the volume scenarios only at their own volumes (a
+// few hundred MiB each, far below a node's capacity), so they run at once, in the group
+// "volumes" (a -run filter names them TestE2E/volumes/<name>).
 func TestE2E(t *testing.T) {
-	scenario(t, "statefulset", 8*time.Minute, testStatefulSet)
 	scenario(t, "capacity", 6*time.Minute, testCapacity)
-	scenario(t, "expand", 8*time.Minute, testExpand)
-	scenario(t, "snapshot", 10*time.Minute, testSnapshot)
-	scenario(t, "block", 6*time.Minute, testBlock)
-	scenario(t, "rwop", 6*time.Minute, testRWOP)
-	scenario(t, "delete", 6*time.Minute, testDelete)
+	t.Run("volumes", func(t *testing.T) {
+		par := scenarioOptions{parallel: true}
+		scenarioWith(t, "statefulset", 12*time.Minute, par, testStatefulSet)
+		scenarioWith(t, "expand", 12*time.Minute, par, testExpand)
+		scenarioWith(t, "snapshot", 14*time.Minute, par, testSnapshot)
+		scenarioWith(t, "block", 10*time.Minute, par, testBlock)
+		scenarioWith(t, "rwop", 10*time.Minute, par, testRWOP)
+		scenarioWith(t, "delete", 10*time.Minute, par, testDelete)
+	})
 	scenario(t, "placement", 15*time.Minute, testPlacement)
 	// Failure scenarios (nodeloss_test.go): they power node VMs off and on, so they run last.
 	nodeLossScenarios(t)

@@ -5,11 +5,12 @@ package e2e
 // Failure scenarios: the fencing controller's leader election, and node loss (pkg/fenceapi:
 // a deleted Node, the out-of-service taint, a node rebuilt with blank disks) with the
 // node-loss policies keep and release, on PostgreSQL StatefulSets. Node VMs are powered off
-// and on with hack/cluster/node-vm.sh (E2E_NODE_VM overrides the path); each restart costs
-// ~3 min under TCG, so one scenario loses node 2 and brings it back with its disks, the next
-// loses node 1 and brings it back rebuilt. Whatever happens, a scenario's cleanup starts
-// every stopped node VM again and waits until the nodes are usable, removes the taint and
-// the cordons, and only then tears the namespace down.
+// and on with hack/cluster/node-vm.sh (E2E_NODE_VM overrides the path). The four node-loss
+// scenarios are one chain, so that each node restarts once: node-deleted loses node 2 and
+// node-returns brings it back with its disks; out-of-service loses node 1 and rebuilt-node
+// brings it back with blank ones. A scenario that passes hands its namespace and claims to
+// the next one; one that fails restores the cluster (every node VM running, no taint, no
+// cordon) before its teardown, and the next one that needs its state fails.
 
 import (
 	"bytes"
@@ -39,10 +40,15 @@ import (
 )
 
 const (
-	scLossKeep     = "e2e-nodeloss-keep"    // thick class fast, ext4, on-node-loss keep, reclaim Delete
-	scLossRelease  = "e2e-nodeloss-release" // the same with release, reclaim Retain
-	lossDelayParam = "60s"
-	lossDelay      = 60 * time.Second
+	scLossKeep        = "e2e-nodeloss-keep"         // thick class fast, ext4, on-node-loss keep, reclaim Delete
+	scLossRelease     = "e2e-nodeloss-release"      // the same with release, reclaim Retain
+	scLossReleaseSlow = "e2e-nodeloss-release-slow" // release after lossSlowDelay, reclaim Retain
+	lossDelayParam    = "30s"
+	lossDelay         = 30 * time.Second
+	// lossSlowDelay outlasts out-of-service (its claim is still on node 1 when rebuilt-node
+	// rebuilds it) and is the delay rebuilt-node waits for before its release.
+	lossSlowDelayParam = "150s"
+	lossSlowDelay      = 150 * time.Second
 	// lossBound: once the delay is over, the release (claim re-created, its pod running on
 	// the other node) or, after a rebuilt node is back, the lost mark must come within this.
 	lossBound = 2 * time.Minute
@@ -51,7 +57,7 @@ const (
 
 	controllerPodSelector = "app.kubernetes.io/name=localnvme,app.kubernetes.io/component=controller"
 	fencingLease          = "localnvme-fencing"
-	// nodeReadyTimeout: a node VM start to Ready (images imported again) under TCG ~3 min.
+	// nodeReadyTimeout: a node VM start to Ready (its images kept on its containerd disk).
 	nodeReadyTimeout = 8 * time.Minute
 	// fencedTag is the LV tag key a node sets on the LV of a fenced PV (volume.TagFenced).
 	fencedTag = "lnv.fenced"
@@ -59,48 +65,95 @@ const (
 	outOfServiceValue = "nodeshutdown"
 )
 
-// nodeLoss is what the node-loss scenarios share: the namespace node-deleted hands over to
-// out-of-service (its pg-release then runs on node 1), and whether the StorageClasses exist.
+// nodeLoss is what the node-loss scenarios share: the namespace and claims a passed
+// scenario hands over to the next one, namespaces handed over that no scenario adopted,
+// and whether the StorageClasses exist.
 var nodeLoss struct {
-	mu      sync.Mutex
-	ns      string
-	classes bool
+	mu       sync.Mutex
+	ns       string                // handed over by the scenario `passed`
+	passed   string                //
+	claims   map[string]*lossClaim // what it handed over, by role
+	adopted  map[string]*lossClaim // what the running scenario adopted
+	leftover []string              // handed over, never adopted: finishNodeLoss tears them down
+	classes  bool
 }
 
 // nodeLossScenarios registers the failure scenarios (TestE2E, after the others).
-//
-// leader-election always runs. The node-loss scenarios (each powers node VMs off and on, ~20
-// min apiece under TCG) run only with E2E_NODELOSS=1 (`make e2e-nodeloss`): they are not
-// yet part of `make e2e` and CI.
 func nodeLossScenarios(t *testing.T) {
 	scenario(t, "leader-election", 6*time.Minute, testLeaderElection)
-	if os.Getenv("E2E_NODELOSS") != "1" {
-		logf("e2e: node-loss scenarios (node-deleted, out-of-service) not run: E2E_NODELOSS=1 or `make e2e-nodeloss` runs them")
-		return
-	}
-	scenarioWith(t, "node-deleted", 40*time.Minute, scenarioOptions{
-		keepNamespace: func(e *E) bool {
-			if e.t.Failed() {
-				return false
-			}
-			nodeLoss.mu.Lock()
-			defer nodeLoss.mu.Unlock()
-			nodeLoss.ns = e.ns
-			return true
-		},
-		beforeTeardown: retainToDelete,
-	}, testNodeDeleted)
-	scenarioWith(t, "out-of-service", 40*time.Minute, scenarioOptions{
+	lossScenario(t, "node-deleted", "", 20*time.Minute, testNodeDeleted)
+	lossScenario(t, "node-returns", "node-deleted", 20*time.Minute, testNodeReturns)
+	lossScenario(t, "out-of-service", "node-returns", 20*time.Minute, testOutOfService)
+	lossScenario(t, "rebuilt-node", "out-of-service", 20*time.Minute, testRebuiltNode)
+	finishNodeLoss(t)
+}
+
+// lossScenario runs a node-loss scenario that continues the one named after (adopting its
+// namespace and claims if it passed) and, when it passes and handed claims over
+// (e.handOver), leaves its own namespace to the next one. On failure it restores the
+// cluster before the teardown.
+func lossScenario(t *testing.T, name, after string, timeout time.Duration, fn func(e *E)) {
+	scenarioWith(t, name, timeout, scenarioOptions{
 		adoptNamespace: func() string {
 			nodeLoss.mu.Lock()
 			defer nodeLoss.mu.Unlock()
+			nodeLoss.adopted = nil
+			if nodeLoss.ns == "" || after == "" || nodeLoss.passed != after {
+				return ""
+			}
 			ns := nodeLoss.ns
-			nodeLoss.ns = ""
+			nodeLoss.adopted, nodeLoss.claims, nodeLoss.ns, nodeLoss.passed = nodeLoss.claims, nil, "", ""
 			return ns
 		},
+		keepNamespace: func(e *E) bool {
+			nodeLoss.mu.Lock()
+			defer nodeLoss.mu.Unlock()
+			if e.t.Failed() || nodeLoss.claims == nil {
+				nodeLoss.claims = nil
+				return false
+			}
+			if nodeLoss.ns != "" {
+				nodeLoss.leftover = append(nodeLoss.leftover, nodeLoss.ns)
+			}
+			nodeLoss.ns, nodeLoss.passed = e.ns, name
+			return true
+		},
 		beforeTeardown: retainToDelete,
-	}, testOutOfService)
-	finishNodeLoss(t)
+	}, func(e *E) {
+		e.t.Cleanup(func() {
+			if e.t.Failed() {
+				restoreCluster(e)
+			}
+		})
+		e.ensureNodeLossClasses()
+		fn(e)
+	})
+}
+
+// handOver leaves claims (by role) to the next node-loss scenario, with the namespace.
+func (e *E) handOver(claims map[string]*lossClaim) {
+	nodeLoss.mu.Lock()
+	defer nodeLoss.mu.Unlock()
+	nodeLoss.claims = claims
+}
+
+// adoptedClaims is what the previous scenario handed over (nil if this one did not adopt).
+func (e *E) adoptedClaims() map[string]*lossClaim {
+	nodeLoss.mu.Lock()
+	defer nodeLoss.mu.Unlock()
+	return nodeLoss.adopted
+}
+
+// mustAdopt is adoptedClaims for a scenario that continues the state of `after`.
+func (e *E) mustAdopt(after string, roles ...string) map[string]*lossClaim {
+	e.t.Helper()
+	cl := e.adoptedClaims()
+	for _, r := range roles {
+		if cl[r] == nil {
+			e.Fatalf("this scenario continues %s, which did not pass (or did not run): no claim %q handed over", after, r)
+		}
+	}
+	return cl
 }
 
 // ---------------------------------------------------------------- node VMs
@@ -357,27 +410,33 @@ func setReclaimDelete(ctx context.Context, pv string) error {
 	return err
 }
 
-// finishNodeLoss runs in TestE2E after the scenarios: it tears down a namespace that
-// node-deleted handed over when out-of-service did not run (a -run filter), and deletes the
-// StorageClasses. Failures fail TestE2E.
+// finishNodeLoss runs in TestE2E after the scenarios: it tears down the namespaces handed
+// over that no scenario adopted (a -run filter, or the last scenario did not run), and
+// deletes the StorageClasses. Failures fail TestE2E.
 func finishNodeLoss(t *testing.T) {
 	nodeLoss.mu.Lock()
-	ns, classes := nodeLoss.ns, nodeLoss.classes
-	nodeLoss.ns, nodeLoss.classes = "", false
+	nss, classes := nodeLoss.leftover, nodeLoss.classes
+	if nodeLoss.ns != "" {
+		nss = append(nss, nodeLoss.ns)
+	}
+	nodeLoss.ns, nodeLoss.passed, nodeLoss.claims, nodeLoss.leftover, nodeLoss.classes = "", "", nil, nil, false
 	nodeLoss.mu.Unlock()
-	if ns == "" && !classes {
+	if len(nss) == 0 && !classes {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	e := &E{t: t, ctx: ctx, name: "node-loss-cleanup", ns: ns, start: time.Now()}
-	if ns != "" {
-		restoreCluster(e)
+	for i, ns := range nss {
+		e := &E{t: t, ctx: ctx, name: "node-loss-cleanup", ns: ns, start: time.Now()}
+		if i == 0 {
+			restoreCluster(e)
+		}
 		retainToDelete(e)
 		e.teardown()
 	}
 	if classes {
-		for _, sc := range []string{scLossKeep, scLossRelease} {
+		e := &E{t: t, ctx: ctx, name: "node-loss-cleanup", start: time.Now()}
+		for _, sc := range []string{scLossKeep, scLossRelease, scLossReleaseSlow} {
 			err := kube.StorageV1().StorageClasses().Delete(ctx, sc, metav1.DeleteOptions{})
 			switch {
 			case err == nil:
@@ -391,7 +450,7 @@ func finishNodeLoss(t *testing.T) {
 
 // ---------------------------------------------------------------- StorageClasses
 
-func nodeLossClass(name string, action fenceapi.Action) *storagev1.StorageClass {
+func nodeLossClass(name string, action fenceapi.Action, delay string) *storagev1.StorageClass {
 	reclaim := corev1.PersistentVolumeReclaimDelete
 	if action == fenceapi.ActionRelease {
 		reclaim = corev1.PersistentVolumeReclaimRetain // the released PV and its LV stay until the test flips it
@@ -404,21 +463,25 @@ func nodeLossClass(name string, action fenceapi.Action) *storagev1.StorageClass 
 			"localnvme.io/device-class": "fast",
 			"csi.storage.k8s.io/fstype": "ext4",
 			fenceapi.ParamOnNodeLoss:    string(action),
-			fenceapi.ParamNodeLossDelay: lossDelayParam,
+			fenceapi.ParamNodeLossDelay: delay,
 		},
 		ReclaimPolicy:     &reclaim,
 		VolumeBindingMode: &mode,
 	}
 }
 
-// ensureNodeLossClasses creates both StorageClasses (again, if one exists with other settings:
+// ensureNodeLossClasses creates the three StorageClasses (again, if one exists with other settings:
 // their parameters are immutable).
 func (e *E) ensureNodeLossClasses() {
 	e.t.Helper()
 	nodeLoss.mu.Lock()
 	nodeLoss.classes = true // finishNodeLoss deletes them
 	nodeLoss.mu.Unlock()
-	for _, want := range []*storagev1.StorageClass{nodeLossClass(scLossKeep, fenceapi.ActionKeep), nodeLossClass(scLossRelease, fenceapi.ActionRelease)} {
+	for _, want := range []*storagev1.StorageClass{
+		nodeLossClass(scLossKeep, fenceapi.ActionKeep, lossDelayParam),
+		nodeLossClass(scLossRelease, fenceapi.ActionRelease, lossDelayParam),
+		nodeLossClass(scLossReleaseSlow, fenceapi.ActionRelease, lossSlowDelayParam),
+	} {
 		have, err := kube.StorageV1().StorageClasses().Get(e.ctx, want.Name, metav1.GetOptions{})
 		if err == nil {
 			same := have.Provisioner == want.Provisioner && len(have.Parameters) == len(want.Parameters) &&
@@ -438,7 +501,7 @@ func (e *E) ensureNodeLossClasses() {
 		_, err = kube.StorageV1().StorageClasses().Create(e.ctx, want, metav1.CreateOptions{})
 		e.must(err, "creating StorageClass %s", want.Name)
 		e.logf("created StorageClass %s (%s=%s, %s=%s, reclaim %s)", want.Name, fenceapi.ParamOnNodeLoss, want.Parameters[fenceapi.ParamOnNodeLoss],
-			fenceapi.ParamNodeLossDelay, lossDelayParam, *want.ReclaimPolicy)
+			fenceapi.ParamNodeLossDelay, want.Parameters[fenceapi.ParamNodeLossDelay], *want.ReclaimPolicy)
 	}
 }
 
@@ -751,8 +814,8 @@ func (e *E) holdNotReleased(until time.Time, claims ...*lossClaim) {
 }
 
 // waitReleased waits until the claim was deleted and re-created by its StatefulSet (another
-// UID) and its pod runs (phase Running) on node, by deadline; then until PostgreSQL in it is
-// ready. It returns the new claim.
+// UID) and its pod runs (phase Running) on node ("": any node), by deadline; then until
+// PostgreSQL in it is ready. It returns the new claim.
 func (e *E) waitReleased(c *lossClaim, deadline time.Time, node string) *lossClaim {
 	e.t.Helper()
 	what := fmt.Sprintf("claim %s to be released and re-created, and pod %s to run on %s", c.claim, c.pod, node)
@@ -782,18 +845,18 @@ func (e *E) waitReleased(c *lossClaim, deadline time.Time, node string) *lossCla
 		if p.DeletionTimestamp != nil {
 			return false, strings.Join(append(st, "(being deleted)"), "; "), nil
 		}
-		if recreated && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != node {
+		if recreated && p.Status.Phase == corev1.PodRunning && node != "" && p.Spec.NodeName != node {
 			return false, "", fmt.Errorf("pod %s runs on %s, want %s", c.pod, p.Spec.NodeName, node)
 		}
-		return recreated && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == node, strings.Join(st, "; "), nil
+		return recreated && p.Status.Phase == corev1.PodRunning, strings.Join(st, "; "), nil
 	})
 	if err != nil {
 		e.Fatalf("%v; %s", err, e.lossDiag(c))
 	}
 	e.waitPodRunning(c.pod, pgTimeout)
 	n := e.lossClaimOf(c.set)
-	if n.uid == c.uid || n.node != node {
-		e.Fatalf("claim %s after the release: UID %s (was %s), PV %s on %s (want %s)", c.claim, n.uid, c.uid, n.pv, n.node, node)
+	if n.uid == c.uid || (node != "" && n.node != node) || n.pv == c.pv {
+		e.Fatalf("claim %s after the release: UID %s (was %s), PV %s (was %s) on %s (want %q)", c.claim, n.uid, c.uid, n.pv, c.pv, n.node, node)
 	}
 	return n
 }
@@ -813,46 +876,80 @@ func (e *E) waitPV(name, what string, timeout time.Duration, ok func(pv *corev1.
 	return last
 }
 
-// checkReleaseAndKeep checks, once the release happened, the released claim's old PV and
-// Events, and that the kept claim was only marked.
-func (e *E) checkReleaseAndKeep(rel, keep *lossClaim, t fenceapi.Trigger) {
+// checkReleased checks, once the release happened, the released claim's old PV (Released,
+// decided released, fenced, with the trigger) and the Events on the old claim and the PV.
+func (e *E) checkReleased(rel *lossClaim, t fenceapi.Trigger, first string) {
 	e.t.Helper()
 	pv := e.waitPV(rel.pv, "Released, decided released and fenced", 2*time.Minute, func(pv *corev1.PersistentVolume) bool {
 		return pv.Status.Phase == corev1.VolumeReleased && pv.Annotations[fenceapi.AnnotationDecision] == fenceapi.DecisionReleased &&
 			fenceapi.IsFenced(pv.Annotations) && pv.Annotations[fenceapi.AnnotationTrigger] == string(t)
 	})
 	e.Note("old PV %s of %s: Released, %s", rel.pv, rel.claim, oneLine(lossAnnotations(pv), 200))
-	relReasons := []string{fenceapi.ReasonNodeLost, fenceapi.ReasonWaiting, fenceapi.ReasonReleased}
-	e.waitEvents(e.ns, "PersistentVolumeClaim", rel.claim, rel.uid, 90*time.Second, relReasons...)
-	e.waitEvents("", "PersistentVolume", rel.pv, "", 90*time.Second, relReasons...)
-
-	kpv := e.waitPV(keep.pv, "decided kept", time.Minute, func(pv *corev1.PersistentVolume) bool {
-		return pv.Annotations[fenceapi.AnnotationDecision] == fenceapi.DecisionKept && pv.Annotations[fenceapi.AnnotationTrigger] == string(t)
-	})
-	pvc := e.getPVC(keep.claim)
-	if pvc.UID != keep.uid || pvc.DeletionTimestamp != nil || pvc.Spec.VolumeName != keep.pv {
-		e.Fatalf("kept claim %s changed: UID %s (was %s), deleting=%v, volume %s (was %s)", keep.claim, pvc.UID, keep.uid, pvc.DeletionTimestamp != nil, pvc.Spec.VolumeName, keep.pv)
-	}
-	podState := "no pod"
-	if p, err := kube.CoreV1().Pods(e.ns).Get(e.ctx, keep.pod, metav1.GetOptions{}); err == nil && p.DeletionTimestamp != nil {
-		podState = "the pod of before the loss, being deleted: " + podStatusLine(p)
-	} else if err == nil {
-		if p.Status.Phase == corev1.PodRunning {
-			e.Fatalf("pod %s of the kept claim runs while its node is lost: %s", keep.pod, podStatusLine(p))
-		}
-		podState = podStatusLine(p)
-	}
-	keepReasons := []string{fenceapi.ReasonNodeLost, fenceapi.ReasonKept}
-	e.waitEvents(e.ns, "PersistentVolumeClaim", keep.claim, keep.uid, 90*time.Second, keepReasons...)
-	e.waitEvents("", "PersistentVolume", keep.pv, "", 90*time.Second, keepReasons...)
-	e.Note("kept claim %s: same UID, PV %s, pod %s", keep.claim, oneLine(lossAnnotations(kpv), 120), oneLine(podState, 120))
-	e.Note("Events %s on claim and PV of %s; %s on %s", strings.Join(relReasons, ","), rel.claim, strings.Join(keepReasons, ","), keep.claim)
-
+	reasons := []string{first, fenceapi.ReasonWaiting, fenceapi.ReasonReleased}
+	e.waitEvents(e.ns, "PersistentVolumeClaim", rel.claim, rel.uid, 90*time.Second, reasons...)
+	e.waitEvents("", "PersistentVolume", rel.pv, "", 90*time.Second, reasons...)
+	e.Note("Events %s on the old claim and PV of %s", strings.Join(reasons, ","), rel.claim)
 	// Pods of the released claim the controller deleted (a pod may also have gone by
 	// pod garbage collection first: not required).
 	if evs, err := kube.CoreV1().Events(e.ns).List(e.ctx, metav1.ListOptions{FieldSelector: "reason=" + fenceapi.ReasonPodDeleted}); err == nil && len(evs.Items) > 0 {
 		e.logf("%s events: %s", fenceapi.ReasonPodDeleted, eventsLine(evs.Items, 3))
 	}
+}
+
+// checkKept checks that the kept claim was only marked: decided kept with the trigger, the
+// same claim bound to it, its pod not running, and the Events first,NodeLossKept on both.
+func (e *E) checkKept(keep *lossClaim, t fenceapi.Trigger, first string) {
+	e.t.Helper()
+	kpv := e.waitPV(keep.pv, "decided kept", time.Minute, func(pv *corev1.PersistentVolume) bool {
+		return pv.Annotations[fenceapi.AnnotationDecision] == fenceapi.DecisionKept && pv.Annotations[fenceapi.AnnotationTrigger] == string(t)
+	})
+	e.sameClaim(keep)
+	podState := "no pod"
+	if p, err := kube.CoreV1().Pods(e.ns).Get(e.ctx, keep.pod, metav1.GetOptions{}); err == nil && p.DeletionTimestamp != nil {
+		podState = "the pod of before the loss, being deleted: " + podStatusLine(p)
+	} else if err == nil {
+		podState = podStatusLine(p)
+		if p.Status.Phase == corev1.PodRunning {
+			n, nerr := kube.CoreV1().Nodes().Get(e.ctx, p.Spec.NodeName, metav1.GetOptions{})
+			if p.Spec.NodeName != keep.node || (nerr == nil && nodeReady(n)) {
+				e.Fatalf("pod %s of the kept claim runs while its node is lost: %s", keep.pod, podStatusLine(p))
+			}
+			podState = "the pod of before the loss, whose status its lost node cannot update: " + podState
+		}
+	}
+	reasons := []string{first, fenceapi.ReasonKept}
+	e.waitEvents(e.ns, "PersistentVolumeClaim", keep.claim, keep.uid, 90*time.Second, reasons...)
+	e.waitEvents("", "PersistentVolume", keep.pv, "", 90*time.Second, reasons...)
+	e.Note("kept claim %s: same UID, PV %s, pod %s; Events %s", keep.claim, oneLine(lossAnnotations(kpv), 120), oneLine(podState, 120), strings.Join(reasons, ","))
+}
+
+// sameClaim fails unless the claim still has its UID, is not being deleted and is bound to its PV.
+func (e *E) sameClaim(c *lossClaim) {
+	e.t.Helper()
+	pvc := e.getPVC(c.claim)
+	if pvc.UID != c.uid || pvc.DeletionTimestamp != nil || pvc.Spec.VolumeName != c.pv {
+		e.Fatalf("claim %s changed: UID %s (was %s), deleting=%v, volume %s (was %s)", c.claim, pvc.UID, c.uid, pvc.DeletionTimestamp != nil, pvc.Spec.VolumeName, c.pv)
+	}
+}
+
+// waitClaimGone waits until the claim with c's UID is deleted (gone, being deleted, or
+// replaced by another UID) by deadline, and returns when that was seen.
+func (e *E) waitClaimGone(c *lossClaim, deadline time.Time) time.Time {
+	e.t.Helper()
+	err := waitFor(e.ctx, e, "claim "+c.claim+" (UID "+string(c.uid)+") to be released", time.Until(deadline), time.Second, func(ctx context.Context) (bool, string, error) {
+		pvc, err := kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, c.claim, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, "", nil
+		case err != nil:
+			return false, err.Error(), nil
+		}
+		return pvc.UID != c.uid || pvc.DeletionTimestamp != nil, string(pvc.Status.Phase), nil
+	})
+	if err != nil {
+		e.Fatalf("%v; %s", err, e.lossDiag(c))
+	}
+	return time.Now()
 }
 
 // checkNoDoubleRelease: over the whole run (every namespace; PV events are in "default"),
@@ -975,18 +1072,14 @@ func (e *E) holdNeverRuns(pod string, d time.Duration) {
 	})
 }
 
-// ---------------------------------------------------------------- node-deleted, node returns
+// ---------------------------------------------------------------- node-deleted, node-returns
 
-// Node 2 is lost (VM powered off, Node deleted) with a keep and a release PostgreSQL claim on
-// it. The release claim is released after the delay, not before, and its StatefulSet runs a
-// fresh database on node 1; the keep claim is only marked. Node 2 comes back with its disks:
-// the kept database is intact; the released PV is fenced there (LV tag, no staging); its
-// reclaim then deletes it and its LV.
+// node-deleted: node 2 is lost (VM powered off, Node deleted) with a keep and a release
+// PostgreSQL claim on it. Nothing is released before the delay; after it the release claim
+// is, and its StatefulSet runs a fresh database on node 1; the keep claim is only marked.
+// Node 2 stays down for node-returns.
 func testNodeDeleted(e *E) {
 	survivor, lost := expectedNodes[0], expectedNodes[1]
-	e.t.Cleanup(func() { restoreCluster(e) })
-	e.ensureNodeLossClasses()
-
 	e.logf("--- PostgreSQL on %s: pg-keep (%s) and pg-release (%s)", lost, scLossKeep, scLossRelease)
 	cl := e.createPostgresOn(lost, [][2]string{{"pg-keep", scLossKeep}, {"pg-release", scLossRelease}})
 	keep, rel := cl[0], cl[1]
@@ -1008,10 +1101,23 @@ func testNodeDeleted(e *E) {
 	newRel := e.waitReleased(rel, since.Add(lossDelay+lossBound), survivor)
 	releasedAfter := time.Since(since)
 	ini := e.initdb(newRel.pod)
+	if !ini.Seen() {
+		e.Errorf("the re-created %s shows no initdb marker: %s", newRel.pod, ini.Detail)
+	}
 	e.Note("%s released %.0f s after the trigger (delay %s): new claim UID %s, pod on %s, fresh database (initdb marker: %v)",
 		rel.claim, releasedAfter.Seconds(), lossDelayParam, newRel.uid, survivor, ini.Seen())
-	e.checkReleaseAndKeep(rel, keep, fenceapi.TriggerNodeDeleted)
+	e.checkReleased(rel, fenceapi.TriggerNodeDeleted, fenceapi.ReasonNodeLost)
+	e.checkKept(keep, fenceapi.TriggerNodeDeleted, fenceapi.ReasonNodeLost)
+	e.handOver(map[string]*lossClaim{"keep": keep, "released": rel, "pg-release": newRel})
+}
 
+// node-returns: node 2 (deleted by node-deleted) boots again with its drives. The kept
+// database is intact in the same claim; the released PV's LV is tagged fenced there and a
+// claim bound to it never runs; the PV's reclaim then deletes it and its LV.
+func testNodeReturns(e *E) {
+	cl := e.mustAdopt("node-deleted", "keep", "released", "pg-release")
+	keep, rel := cl["keep"], cl["released"]
+	lost := keep.node
 	e.logf("--- %s returns with its drives", lost)
 	e.startNodeVM(lost, false)
 	p := e.waitPodRunning(keep.pod, pgTimeout)
@@ -1026,20 +1132,16 @@ func testNodeDeleted(e *E) {
 	if ini := e.initdb(keep.pod); ini.LogLines > 0 || ini.FileLines != 1 {
 		e.Errorf("pod %s: the database was initialized again? %s (want no marker in the log and one line in initdb.log)", keep.pod, ini.Detail)
 	}
-	pvc := e.getPVC(keep.claim)
-	if pvc.UID != keep.uid {
-		e.Errorf("kept claim %s has another UID %s (was %s)", keep.claim, pvc.UID, keep.uid)
-	}
-	e.Note("%s back: %s runs there with the same claim and reads the checksum written before the loss", lost, keep.pod)
-	if evs, err := objectEvents(e.ctx, "", "PersistentVolume", keep.pv, ""); err == nil {
-		if _, ok := eventReasons(evs)[fenceapi.ReasonCleared]; ok {
-			e.logf("PV %s: %s recorded", keep.pv, fenceapi.ReasonCleared)
-		}
-	}
+	e.sameClaim(keep)
+	e.Note("%s back: %s runs there with the same claim and reads the %d rows written before the loss (checksum %s)", lost, keep.pod, pgRows, keep.data.Checksum()[:14])
+	e.waitPV(keep.pv, "without node-loss annotations", 2*time.Minute, func(pv *corev1.PersistentVolume) bool {
+		return pv.Annotations[fenceapi.AnnotationTrigger] == "" && pv.Annotations[fenceapi.AnnotationDecision] == ""
+	})
+	e.waitEvents("", "PersistentVolume", keep.pv, "", 90*time.Second, fenceapi.ReasonCleared)
 
 	e.logf("--- the fenced PV %s on the returned %s", rel.pv, lost)
 	e.probeFenced(rel)
-	e.checkNoDoubleRelease()
+	e.handOver(map[string]*lossClaim{"pg-release": cl["pg-release"]})
 }
 
 // probeFenced: the released PV's LV on its returned node gets the fence tag; a new claim bound
@@ -1131,79 +1233,166 @@ func (e *E) probeFenced(c *lossClaim) {
 	}
 }
 
-// ---------------------------------------------------------------- out-of-service, rebuilt node
+// ---------------------------------------------------------------- out-of-service, rebuilt-node
 
 var uuidInTextRE = regexp.MustCompile(`[A-Za-z0-9]{6}(?:-[A-Za-z0-9]{4}){5}-[A-Za-z0-9]{6}|\b[A-Za-z0-9]{32}\b`)
 
-// Node 1 is shut down and tainted out-of-service with pg-release (handed over by node-deleted,
-// or created here) and a new keep claim pg-keep2 on it: release after the delay, keep only
-// marks. The taint goes and node 1 comes back rebuilt (blank drives, new VG UUIDs): the kept
-// PV is marked lost, and its pod never runs (NodeStage: "volume lost:"), so no fresh database
-// is ever made on it.
+// out-of-service: node 1 is shut down and tainted out-of-service with pg-release (handed
+// over by node-returns, or created here), a keep claim pg-keep2 and pg-slow (release after
+// lossSlowDelay) on it. pg-release is released after the delay, not before; pg-keep2 is
+// only marked; pg-slow is waiting. The taint then goes (node 1 still down): the marks of
+// pg-keep2 and pg-slow are cleared, nothing else is done. Node 1 stays down for rebuilt-node.
 func testOutOfService(e *E) {
 	lost, survivor := expectedNodes[0], expectedNodes[1]
-	e.t.Cleanup(func() { restoreCluster(e) })
-	e.ensureNodeLossClasses()
-
 	var rel *lossClaim
-	sets := [][2]string{{"pg-keep2", scLossKeep}}
-	if _, err := kube.AppsV1().StatefulSets(e.ns).Get(e.ctx, "pg-release", metav1.GetOptions{}); err == nil {
+	sets := [][2]string{{"pg-keep2", scLossKeep}, {"pg-slow", scLossReleaseSlow}}
+	if e.adoptedClaims()["pg-release"] != nil {
 		p := e.waitPodRunning("pg-release-0", pgTimeout)
 		if p.Spec.NodeName != lost {
 			e.Fatalf("the handed-over pg-release-0 runs on %s, want %s", p.Spec.NodeName, lost)
 		}
 		rel = e.lossClaimOf("pg-release")
-		e.logf("pg-release (handed over by node-deleted) runs on %s: %s", lost, rel)
+		e.logf("pg-release (handed over) runs on %s: %s", lost, rel)
 	} else {
 		sets = append(sets, [2]string{"pg-release", scLossRelease})
 	}
 	e.logf("--- PostgreSQL on %s: %v", lost, sets)
 	cl := e.createPostgresOn(lost, sets)
-	keep := cl[0]
+	keep, slow := cl[0], cl[1]
 	if rel == nil {
-		rel = cl[1]
+		rel = cl[2]
 	}
-	keep.data = e.pgWrite(keep.pod, pgRows)
-	rel.data = e.pgWrite(rel.pod, pgRows)
-	e.Note("pg-keep2 and pg-release on %s, %d rows each", lost, pgRows)
+	for _, c := range []*lossClaim{keep, slow, rel} {
+		c.data = e.pgWrite(c.pod, pgRows)
+	}
+	e.Note("pg-keep2, pg-slow and pg-release on %s, %d rows each", lost, pgRows)
 
 	e.logf("--- %s lost: VM powered off, taint %s=%s:NoExecute", lost, fenceapi.TaintOutOfService, outOfServiceValue)
 	e.stopNodeVM(lost)
 	e.must(setOutOfService(e.ctx, lost, true), "tainting %s out-of-service", lost)
-	sinceKeep := e.waitTrigger(keep, fenceapi.TriggerOutOfService, 3*time.Minute)
 	since := e.waitTrigger(rel, fenceapi.TriggerOutOfService, 3*time.Minute)
-	e.logf("node-loss-since: %s %s, %s %s", keep.claim, sinceKeep.Format("15:04:05"), rel.claim, since.Format("15:04:05"))
-	e.holdNotReleased(since.Add(lossDelay-clockSlack), keep, rel)
-	newRel := e.waitReleased(rel, since.Add(lossDelay+lossBound), survivor)
-	e.Note("%s released %.0f s after the trigger: new claim UID %s, pod on %s", rel.claim, time.Since(since).Seconds(), newRel.uid, survivor)
-	e.checkReleaseAndKeep(rel, keep, fenceapi.TriggerOutOfService)
+	sinceKeep := e.waitTrigger(keep, fenceapi.TriggerOutOfService, time.Minute)
+	sinceSlow := e.waitTrigger(slow, fenceapi.TriggerOutOfService, time.Minute)
+	e.logf("node-loss-since: %s %s, %s %s, %s %s", rel.claim, since.Format("15:04:05"), keep.claim, sinceKeep.Format("15:04:05"), slow.claim, sinceSlow.Format("15:04:05"))
+	e.holdNotReleased(since.Add(lossDelay-clockSlack), keep, rel, slow)
+	gone := e.waitClaimGone(rel, since.Add(lossDelay+lossBound))
+	e.logf("%s released %.0f s after the trigger (delay %s)", rel.claim, gone.Sub(since).Seconds(), lossDelayParam)
 
-	e.logf("--- %s rebuilt: taint removed, VM started with blank drives", lost)
+	// Before the taint goes: pg-keep2 kept, pg-slow waiting (its delay not over).
+	e.checkKept(keep, fenceapi.TriggerOutOfService, fenceapi.ReasonNodeLost)
+	e.waitPV(slow.pv, "decided waiting", time.Minute, func(pv *corev1.PersistentVolume) bool {
+		return pv.Annotations[fenceapi.AnnotationDecision] == fenceapi.DecisionWaiting
+	})
+	e.sameClaim(slow)
+	e.waitEvents(e.ns, "PersistentVolumeClaim", slow.claim, slow.uid, time.Minute, fenceapi.ReasonNodeLost, fenceapi.ReasonWaiting)
+	if left := time.Until(sinceSlow.Add(lossSlowDelay)); left < 20*time.Second {
+		e.Fatalf("the taint would go only %.0f s before pg-slow's delay (%s) ends: the scenario is too slow for its own timing", left.Seconds(), lossSlowDelayParam)
+	}
 	e.must(setOutOfService(e.ctx, lost, false), "removing the out-of-service taint from %s", lost)
+	e.Note("%s waiting (%s) when the taint went, %.0f s before its delay was over", slow.claim, lossSlowDelayParam, time.Until(sinceSlow.Add(lossSlowDelay)).Seconds())
+
+	newRel := e.waitReleased(rel, since.Add(lossDelay+lossBound+time.Minute), survivor)
+	e.Note("%s released %.0f s after the trigger: new claim UID %s, pod on %s", rel.claim, gone.Sub(since).Seconds(), newRel.uid, survivor)
+	e.checkReleased(rel, fenceapi.TriggerOutOfService, fenceapi.ReasonNodeLost)
+
+	// No trigger holds any more (the Node exists, untainted, with the same VGs): cleared.
+	for _, c := range []*lossClaim{keep, slow} {
+		e.waitPV(c.pv, "cleared", time.Minute, func(pv *corev1.PersistentVolume) bool {
+			return pv.Annotations[fenceapi.AnnotationTrigger] == "" && pv.Annotations[fenceapi.AnnotationDecision] == "" && !fenceapi.IsFenced(pv.Annotations)
+		})
+		e.waitEvents(e.ns, "PersistentVolumeClaim", c.claim, c.uid, time.Minute, fenceapi.ReasonCleared)
+		e.sameClaim(c)
+	}
+	e.Note("taint removed while %s is down: %s and %s cleared (%s), same claims", lost, keep.claim, slow.claim, fenceapi.ReasonCleared)
+	e.handOver(map[string]*lossClaim{"keep": keep, "slow": slow})
+}
+
+// rebuilt-node: node 1 (down since out-of-service) boots with blank drives of the same
+// serials: new VGs. Both its PVs are marked lost, naming the old and the new VG UUID; their
+// pods never start a container (NodeStage: "volume lost:"), so no database is made on an
+// empty volume under an old claim. The keep claim stays so; the release one (pg-slow) is
+// released after its delay and its StatefulSet runs a fresh database on a new volume.
+func testRebuiltNode(e *E) {
+	cl := e.mustAdopt("out-of-service", "keep", "slow")
+	keep, slow := cl["keep"], cl["slow"]
+	lost := keep.node
+	e.logf("--- %s rebuilt: VM started with blank drives", lost)
 	e.startNodeVM(lost, true)
 	back := time.Now()
+	var newVG string
+	for _, c := range []*lossClaim{slow, keep} {
+		ann, vg := e.waitLost(c, lossDelay+lossBound)
+		newVG = vg
+		e.Note("PV %s marked lost %.0f s after %s was usable: %s", c.pv, time.Since(back).Seconds(), lost, oneLine(ann, 220))
+		e.waitEvents("", "PersistentVolume", c.pv, "", 90*time.Second, fenceapi.ReasonVolumeLost)
+		e.waitEvents(e.ns, "PersistentVolumeClaim", c.claim, c.uid, 90*time.Second, fenceapi.ReasonVolumeLost)
+	}
+	pv := e.getPV(slow.pv)
+	since, err := time.Parse(time.RFC3339, pv.Annotations[fenceapi.AnnotationTriggerSince])
+	e.must(err, "PV %s %s", slow.pv, fenceapi.AnnotationTriggerSince)
+
+	// Neither pod may start on the new, empty VG.
+	for _, c := range []*lossClaim{slow, keep} {
+		ev := e.waitFailedMount(c.pod, volumeLostRE, 4*time.Minute, func(ctx context.Context) error {
+			if c == slow && time.Now().After(since.Add(lossSlowDelay-clockSlack)) {
+				return fmt.Errorf("no FailedMount event of %s before its release was due", c.pod)
+			}
+			return nil
+		})
+		e.Note("%s never ran a container, FailedMount: %s", c.pod, oneLine(ev.Message, 160))
+	}
+	e.checkKept(keep, fenceapi.TriggerVolumeLost, fenceapi.ReasonVolumeLost)
+
+	newSlow := e.waitReleased(slow, since.Add(lossSlowDelay+lossBound), "")
+	ini := e.initdb(newSlow.pod)
+	if !ini.Seen() {
+		e.Errorf("the re-created %s shows no initdb marker: %s", newSlow.pod, ini.Detail)
+	}
+	if sum, err := e.pgChecksum(newSlow.pod); err == nil {
+		e.Errorf("the re-created %s has the table of before the loss (checksum %s): its data should exist nowhere", newSlow.pod, sum)
+	}
+	e.Note("%s released %.0f s after the lost mark (delay %s): new claim UID %s, PV %s on %s, fresh database (initdb marker, no table e2e)",
+		slow.claim, time.Since(since).Seconds(), lossSlowDelayParam, newSlow.uid, newSlow.pv, newSlow.node)
+	e.checkReleased(slow, fenceapi.TriggerVolumeLost, fenceapi.ReasonVolumeLost)
+
+	e.holdNeverRuns(keep.pod, 20*time.Second)
+	if ini := e.initdb(keep.pod); ini.Seen() {
+		e.Errorf("pod %s of the lost volume shows the initdb marker: %s", keep.pod, ini.Detail)
+	}
+	e.sameClaim(keep)
+	if p := e.getPod(keep.pod); p.Spec.NodeName != lost {
+		e.Errorf("pod %s waits on %s, its PV names %s", keep.pod, p.Spec.NodeName, lost)
+	}
+	e.Note("kept %s: same claim, its pod pending on %s (new VG %s)", keep.claim, lost, newVG)
+	e.checkNoDoubleRelease()
+}
+
+// waitLost waits until the PV is marked lost (trigger volume-lost) and checks that the mark
+// names the volume's VG UUID and the node's new one; it returns the mark and the new UUID.
+func (e *E) waitLost(c *lossClaim, timeout time.Duration) (string, string) {
+	e.t.Helper()
 	var lostAnn, newVG string
-	err := waitFor(e.ctx, e, fmt.Sprintf("PV %s to be marked lost (%s=%s)", keep.pv, fenceapi.AnnotationTrigger, fenceapi.TriggerVolumeLost), lossDelay+lossBound, pollInterval, func(ctx context.Context) (bool, string, error) {
-		pv, err := kube.CoreV1().PersistentVolumes().Get(ctx, keep.pv, metav1.GetOptions{})
+	err := waitFor(e.ctx, e, fmt.Sprintf("PV %s to be marked lost (%s=%s)", c.pv, fenceapi.AnnotationTrigger, fenceapi.TriggerVolumeLost), timeout, pollInterval, func(ctx context.Context) (bool, string, error) {
+		pv, err := kube.CoreV1().PersistentVolumes().Get(ctx, c.pv, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
 		}
 		st := lossAnnotations(pv)
-		if n, err := kube.CoreV1().Nodes().Get(ctx, lost, metav1.GetOptions{}); err == nil {
+		if n, err := kube.CoreV1().Nodes().Get(ctx, c.node, metav1.GetOptions{}); err == nil {
 			if raw := n.Annotations[fenceapi.AnnotationIncarnation]; raw == "" {
 				st += "; node: no incarnation annotation"
 			} else if in, err := fenceapi.ParseIncarnation(raw); err != nil {
 				st += "; node incarnation: " + err.Error()
 			} else {
-				newVG = in.Classes[keep.id.Class].VGUUID
-				st += fmt.Sprintf("; node incarnation: class %s VG %q", keep.id.Class, newVG)
+				newVG = in.Classes[c.id.Class].VGUUID
+				st += fmt.Sprintf("; node incarnation: class %s VG %q", c.id.Class, newVG)
 			}
 		}
 		lostAnn = pv.Annotations[fenceapi.AnnotationLost]
 		return pv.Annotations[fenceapi.AnnotationTrigger] == string(fenceapi.TriggerVolumeLost) && lostAnn != "", st, nil
 	})
 	if err != nil {
-		e.Fatalf("%v; %s", err, e.lossDiag(keep))
+		e.Fatalf("%v; %s", err, e.lossDiag(c))
 	}
 	uuids := map[string]bool{}
 	for _, u := range uuidInTextRE.FindAllString(lostAnn, -1) {
@@ -1212,28 +1401,14 @@ func testOutOfService(e *E) {
 	switch {
 	case len(uuids) < 2:
 		e.Errorf("%s=%q names %d UUIDs, want the old and the new VG UUID", fenceapi.AnnotationLost, lostAnn, len(uuids))
-	case !uuids[keep.id.VGUUID]:
-		e.Errorf("%s=%q does not name the volume's VG UUID %s", fenceapi.AnnotationLost, lostAnn, keep.id.VGUUID)
-	case newVG != "" && !uuids[volume.StripUUID(newVG)]:
+	case !uuids[c.id.VGUUID]:
+		e.Errorf("%s=%q does not name the volume's VG UUID %s", fenceapi.AnnotationLost, lostAnn, c.id.VGUUID)
+	case newVG == "":
+		e.Errorf("node %s publishes no VG for class %s", c.node, c.id.Class)
+	case !uuids[volume.StripUUID(newVG)]:
 		e.Errorf("%s=%q does not name the node's new VG UUID %s", fenceapi.AnnotationLost, lostAnn, newVG)
-	case newVG != "" && volume.StripUUID(newVG) == keep.id.VGUUID:
-		e.Errorf("node %s publishes the old VG UUID %s after its rebuild", lost, newVG)
+	case volume.StripUUID(newVG) == c.id.VGUUID:
+		e.Errorf("node %s publishes the old VG UUID %s after its rebuild", c.node, newVG)
 	}
-	e.Note("%s back with blank drives; PV %s marked lost %.0f s later: %s", lost, keep.pv, time.Since(back).Seconds(), oneLine(lostAnn, 200))
-	e.waitEvents("", "PersistentVolume", keep.pv, "", 90*time.Second, fenceapi.ReasonVolumeLost)
-	e.waitEvents(e.ns, "PersistentVolumeClaim", keep.claim, keep.uid, 90*time.Second, fenceapi.ReasonVolumeLost)
-
-	ev := e.waitFailedMount(keep.pod, volumeLostRE, 5*time.Minute, nil)
-	e.holdNeverRuns(keep.pod, 60*time.Second)
-	if ini := e.initdb(keep.pod); ini.Seen() {
-		e.Errorf("pod %s of the lost volume shows the initdb marker: %s", keep.pod, ini.Detail)
-	} else {
-		e.logf("no initdb marker on %s: %s", keep.pod, ini.Detail)
-	}
-	p := e.getPod(keep.pod)
-	if p.Spec.NodeName != lost {
-		e.Errorf("pod %s waits on %s, its PV names %s", keep.pod, p.Spec.NodeName, lost)
-	}
-	e.Note("%s never ran a container (no initdb), FailedMount: %s", keep.pod, oneLine(ev.Message, 200))
-	e.checkNoDoubleRelease()
+	return lostAnn, newVG
 }

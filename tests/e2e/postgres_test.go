@@ -254,5 +254,11 @@ func (e *E) waitEvents(ns, kind, name string, uid types.UID, timeout time.Durati
 	if err != nil {
 		e.Fatalf("%v", err)
 	}
+	// the operator's view, for docs/operations.md
+	have := eventReasons(evs)
+	for _, r := range reasons {
+		ev := have[r]
+		e.logf("event on %s %s: %s %s: %s", kind, name, ev.Type, ev.Reason, ev.Message)
+	}
 	return evs
 }

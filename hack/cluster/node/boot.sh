@@ -31,25 +31,44 @@ echo "+cpuset +cpu +io +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/
 for d in /var/lib/containerd /var/lib/kubelet /var/log /var/lib/cni /etc/cni/net.d /etc/containerd /run/containerd; do
 	mkdir -p "$d"
 done
-# overlay cannot be stacked on overlay or 9p: containerd's snapshots live on tmpfs
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/containerd
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/kubelet
-mount -t tmpfs -o mode=0755 tmpfs /var/log
-mount --make-rshared /
-mount --bind /var/lib/kubelet /var/lib/kubelet
-mount --make-rshared /var/lib/kubelet
-
 mods=()
-for m in nvme dm_mod dm_thin_pool dm_snapshot dm_bufio dm_persistent_data xfs ext4 loop \
+for m in nvme dm_mod dm_thin_pool dm_snapshot dm_bufio dm_persistent_data xfs ext4 loop virtio_blk \
 	bridge br_netfilter veth nf_conntrack nf_nat nf_tables nft_chain_nat nft_compat \
 	xt_MASQUERADE xt_addrtype xt_comment xt_mark xt_conntrack xt_nat iptable_nat iptable_filter; do
 	mods+=("$m")
 done
 modprobe -a "${mods[@]}" >>"$LOG/boot.log" 2>&1 || fail "modprobe -a ${mods[*]} (see boot.log)"
 mark "modules loaded uptime $(cut -d' ' -f1 /proc/uptime)"
+
+# containerd's state lives on the node's own disk (virtio-blk, serial "containerd"; lib.sh):
+# a restarted node keeps its images. Overlay cannot be stacked on overlay or 9p, so without
+# that disk it is a tmpfs.
+ctrd_dev=""
+for _ in $(seq 1 20); do
+	for b in /sys/block/vd*; do
+		[[ -f $b/serial && $(cat "$b/serial") == containerd ]] && ctrd_dev=/dev/${b##*/}
+	done
+	[[ -n $ctrd_dev && -b $ctrd_dev ]] && break
+	sleep 0.5
+done
+if [[ -n $ctrd_dev ]]; then
+	mount -t ext4 -o noatime "$ctrd_dev" /var/lib/containerd >>"$LOG/boot.log" 2>&1 || fail "mount $ctrd_dev (containerd disk) on /var/lib/containerd"
+	mark "containerd disk $ctrd_dev mounted uptime $(cut -d' ' -f1 /proc/uptime)"
+else
+	mount -t tmpfs -o mode=0755 tmpfs /var/lib/containerd
+	mark "no containerd disk: tmpfs"
+fi
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/kubelet
+mount -t tmpfs -o mode=0755 tmpfs /var/log
+mount --make-rshared /
+mount --bind /var/lib/kubelet /var/lib/kubelet
+mount --make-rshared /var/lib/kubelet
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 kernel.panic=10 \
 	kernel.panic_on_oops=1 vm.overcommit_memory=1 fs.inotify.max_user_instances=1024 >>"$LOG/boot.log" 2>&1
 
+# SEED_ONLY=1 (seed-images.sh): no network, no kubelet; import the images, sync, power off
+SEED_ONLY=${SEED_ONLY:-0}
+if [[ $SEED_ONLY != 1 ]]; then
 hostname "$NODE_NAME"
 echo "$NODE_NAME" >/etc/hostname
 printf '127.0.0.1 localhost\n10.0.2.15 %s\n' "$NODE_NAME" >/etc/hosts
@@ -76,6 +95,7 @@ cat >/etc/cni/net.d/10-localnvme-bridge.conflist <<CNI
   ]
 }
 CNI
+fi # SEED_ONLY
 cat >/etc/containerd/config.toml <<TOML
 version = 2
 [plugins."io.containerd.grpc.v1.cri"]
@@ -92,6 +112,7 @@ version = 2
 TOML
 mark "containerd starting uptime $(cut -d' ' -f1 /proc/uptime)"
 containerd --config /etc/containerd/config.toml >"$LOG/containerd.log" 2>&1 &
+ctrd_pid=$!
 for _ in $(seq 1 60); do
 	[[ -S /run/containerd/containerd.sock ]] && ctr version >/dev/null 2>&1 && break
 	sleep 0.5
@@ -99,32 +120,41 @@ done
 ctr version >/dev/null 2>&1 || fail "containerd did not start (see containerd.log)"
 # the images hack/image/build.sh made (images.txt: "ref path" per line)
 [[ -f $IMAGES_DIR/images.txt ]] || fail "no $IMAGES_DIR/images.txt (hack/image/build.sh)"
-# The workload images of the node-loss scenarios (postgres) are imported after kubelet has
-# started, in the background, and only for those scenarios (see below): the node is Ready
-# sooner, and a pod that needs one before it is there retries (ErrImageNeverPull).
-late_re='^localnvme\.local/postgres:'
-import_images() { # import_images early|late
-	local ref tar
+# Import each image the node's containerd does not have yet: on a node started from the
+# seed only the driver's, on a restarted node none. The seed VM skips the driver's image.
+import_images() {
+	local ref tar have n=0 kept=0
+	have=$(ctr -n k8s.io images ls -q)
 	while read -r ref tar; do
-		if [[ $ref =~ $late_re ]]; then [[ $1 == late ]] || continue; else [[ $1 == early ]] || continue; fi
+		if [[ $SEED_ONLY == 1 && $ref == localnvme.local/localnvme:* ]]; then continue; fi
+		if grep -qxF "$ref" <<<"$have"; then
+			kept=$((kept + 1))
+			continue
+		fi
 		ctr -n k8s.io images import "$tar" >>"$LOG/images.log" 2>&1 || fail "import $ref from $tar"
 		ctr -n k8s.io images ls -q | grep -qxF "$ref" || fail "image $ref not in containerd after importing $tar"
 		# pin it: kubelet's image GC must not remove images no registry can bring back
 		ctr -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null 2>&1 || true
+		n=$((n + 1))
 	done <"$IMAGES_DIR/images.txt"
+	sync
+	mark "images: $n imported, $kept already there uptime $(cut -d' ' -f1 /proc/uptime)"
 }
-import_images early
-mark "images imported uptime $(cut -d' ' -f1 /proc/uptime)"
+import_images
+if [[ $SEED_ONLY == 1 ]]; then
+	kill "$ctrd_pid" 2>/dev/null
+	wait "$ctrd_pid" # boot.sh is its parent: this returns once it has exited
+	umount /var/lib/containerd || fail "unmounting the containerd disk"
+	sync
+	mark "seed done"
+	echo o >/proc/sysrq-trigger
+	sleep 30
+fi
 
 "$K8S_BIN/kubelet" --config="$NODE_DIR/kubelet.yaml" --kubeconfig="$NODE_DIR/kubelet.kubeconfig" \
 	--container-runtime-endpoint=unix:///run/containerd/containerd.sock \
 	--hostname-override="$NODE_NAME" --node-ip=10.0.2.15 --root-dir=/var/lib/kubelet \
 	--v="${KUBELET_V:-1}" >"$LOG/kubelet.log" 2>&1 &
 mark "kubelet started uptime $(cut -d' ' -f1 /proc/uptime)"
-# only when the cluster was brought up for the node-loss scenarios (up.sh with
-# LOCALNVME_LATE_IMAGES=1 leaves this marker): an 82 MB import slows the node for minutes
-if [[ -f $NODE_DIR/../../late-images ]]; then
-	(import_images late && mark "late images imported uptime $(cut -d' ' -f1 /proc/uptime)") &
-fi
 # PID 1: reap orphans until the VM is killed by down.sh
 while :; do wait -n 2>/dev/null || sleep 1; done
