@@ -23,7 +23,10 @@ SERVICE_CIDR=10.96.0.0/16
 SERVICE_API_IP=10.96.0.1
 NODE_COUNT=${LOCALNVME_NODES:-2}
 NODE_MEM=${LOCALNVME_NODE_MEM:-3072}
-NODE_SMP=${LOCALNVME_NODE_SMP:-2}
+# One vCPU per node: two 2-vCPU TCG VMs on a 2-core host spent most of their time in the
+# guest kernel (62% sys, load 12 on an idle node; lock holders preempted), and every LVM
+# command took 10-37 s; with one vCPU each 1-3 s, and the install took 170 s instead of 434 s.
+NODE_SMP=${LOCALNVME_NODE_SMP:-1}
 # Drives of node N: serials match deploy/base/device-classes.yaml (fast: LNVFAST*, thin:
 # LNVTHIN*); the spare matches no class and stays unclaimed.
 node_name() { echo "localnvme-node-$1"; }

@@ -79,8 +79,8 @@ func newPostgresStatefulSet(name, sc string, size int64) *appsv1.StatefulSet {
 							ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
 								Command: []string{"pg_isready", "-h", "/tmp", "-U", "postgres"},
 							}},
-							PeriodSeconds:    5,
-							TimeoutSeconds:   20, // exec under TCG
+							PeriodSeconds:    10, // each exec costs seconds of an emulated node's CPU
+							TimeoutSeconds:   20,
 							FailureThreshold: 3,
 						},
 					}},
