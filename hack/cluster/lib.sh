@@ -134,13 +134,14 @@ SEED_VERSION=1 # bump when the seed's layout changes
 CTRD_DISK_SIZE=8G
 # seed_lines: the images.txt lines ("ref tar") of the images a seed holds
 seed_lines() { grep -v '^localnvme\.local/localnvme:' "$IMAGES_DIR/images.txt"; }
-# seed_key: the seed's version, containerd's version and the inputs of each seeded image
+# seed_key: the seed's version, containerd's version and the content of each seeded image's
+# tarball (not its .inputs: those name the checkout's paths, so every clone would differ)
 seed_key() {
 	local ref tar
 	{
 		echo "seed $SEED_VERSION"
 		containerd --version
-		seed_lines | while read -r ref tar; do echo "$ref $(cat "${tar%.tar}.inputs")"; done
+		seed_lines | while read -r ref tar; do echo "$ref $(sha256sum "$tar" | cut -d' ' -f1)"; done
 	} | sha256sum | cut -c1-16
 }
 seed_path() { echo "$SEED_DIR/seed-$(seed_key).img"; }

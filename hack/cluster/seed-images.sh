@@ -2,10 +2,10 @@
 # seed-images.sh — the containerd seed disk of the node VMs (lib.sh "containerd disks"): an
 # ext4 image on which a node VM's own containerd has imported every container image except
 # the driver's. up.sh gives each node a copy, so a node's first boot imports only the driver
-# image (tagged per commit). Cached under $SEED_DIR by seed_key (the seeded images' inputs,
+# image (tagged per commit). Cached under $SEED_DIR by seed_key (the seeded images' tarballs,
 # containerd's version, SEED_VERSION); older seeds are removed. Building one boots a VM
 # like a node (boot.sh with SEED_ONLY=1: no network, no kubelet) that imports, syncs,
-# unmounts and powers off: ~10 min under TCG, once per key.
+# unmounts and powers off: 305 s measured under TCG, once per key.
 set -Eeuo pipefail
 trap 'echo "[seed] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
