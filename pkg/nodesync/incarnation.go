@@ -78,14 +78,19 @@ func publishOnce(ctx context.Context, client kubernetes.Interface, node string, 
 		return fenceapi.Incarnation{}, err
 	}
 	in := BuildIncarnation(classes, time.Now())
+	return in, patchIncarnation(ctx, client, node, in)
+}
+
+// patchIncarnation writes in into the Node's annotation with a merge patch of that one key.
+func patchIncarnation(ctx context.Context, client kubernetes.Interface, node string, in fenceapi.Incarnation) error {
 	patch, err := incarnationPatch(in)
 	if err != nil {
-		return in, fmt.Errorf("encoding the incarnation: %w", err)
+		return fmt.Errorf("encoding the incarnation: %w", err)
 	}
 	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return in, fmt.Errorf("patching annotation %s of Node %s: %w", fenceapi.AnnotationIncarnation, node, err)
+		return fmt.Errorf("patching annotation %s of Node %s: %w", fenceapi.AnnotationIncarnation, node, err)
 	}
-	return in, nil
+	return nil
 }
 
 // DefaultRecheck is how often KeepIncarnation reads the classes and the Node again.
@@ -143,12 +148,8 @@ func recheckOnce(ctx context.Context, client kubernetes.Interface, node string, 
 	if why == "" {
 		return "", nil
 	}
-	patch, err := incarnationPatch(want)
-	if err != nil {
-		return "", fmt.Errorf("encoding the incarnation: %w", err)
-	}
-	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return "", fmt.Errorf("patching annotation %s of Node %s (%s): %w", fenceapi.AnnotationIncarnation, node, why, err)
+	if err := patchIncarnation(ctx, client, node, want); err != nil {
+		return "", fmt.Errorf("%s: %w", why, err)
 	}
 	return why, nil
 }
