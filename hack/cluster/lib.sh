@@ -4,6 +4,9 @@ CLUSTER_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$CLUSTER_HERE/../.." && pwd)
 # shellcheck source=versions.env
 source "$CLUSTER_HERE/versions.env"
+# QEMU_CPU: the guest CPU model (shared with hack/vm)
+# shellcheck source=../vm/qemu-cpu.sh
+source "$CLUSTER_HERE/../vm/qemu-cpu.sh"
 CACHE_ROOT=${LOCALNVME_CACHE:-$HOME/.cache/localnvme}
 CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd)
 K8S_BIN=$CACHE_ROOT/bin/kubernetes-$K8S_VERSION
@@ -160,7 +163,7 @@ node_qemu() {
 	local dir=$1 env=$2
 	shift 2
 	# shellcheck disable=SC2054 # the commas are qemu's option syntax
-	local qemu=(qemu-system-x86_64 -accel tcg -machine pc -cpu max "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP"
+	local qemu=(qemu-system-x86_64 -accel tcg -machine pc -cpu "$QEMU_CPU" "${QEMU_BIOS[@]}" -m "$NODE_MEM" -smp "$NODE_SMP"
 		-nodefaults -nographic -no-reboot -monitor none -serial "file:$dir/console.log"
 		-kernel "$NODE_KERNEL" -initrd "$NODE_INITRD"
 		-append "console=ttyS0 panic=-1 loglevel=5 rdinit=/init localnvme.boot=$CLUSTER_HERE/node/boot.sh localnvme.kver=$NODE_KVER localnvme.modules=$NODE_MODULES localnvme.nodeenv=$env"

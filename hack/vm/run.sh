@@ -20,6 +20,9 @@ RESULTS_SIZE=${LOCALNVME_VM_RESULTS_SIZE:-1G}
 # FLAKE_RE, flake_in_console: the known emulated-NVMe flake
 # shellcheck source=flake.sh
 source "$HERE/flake.sh"
+# QEMU_CPU: the guest CPU model
+# shellcheck source=qemu-cpu.sh
+source "$HERE/qemu-cpu.sh"
 
 IMAGES="" PAYLOAD="" OUTDIR="" NAME="" TIMEOUT=2400 MEM=1536 SMP=1 DRIVES=$DEFAULT_DRIVES
 
@@ -189,7 +192,7 @@ run_attempt() {
 	local console=$WORK/out/console.log
 	: >"$console"
 	log "attempt $k: booting qemu (work dir $WORK)"
-	qemu-system-x86_64 -accel tcg -machine pc -cpu max "${BIOS[@]}" -m "$MEM" -smp "$SMP" \
+	qemu-system-x86_64 -accel tcg -machine pc -cpu "$QEMU_CPU" "${BIOS[@]}" -m "$MEM" -smp "$SMP" \
 		-nodefaults -nographic -no-reboot -nic none -monitor none \
 		-serial "file:$console" \
 		-kernel "$KERNEL" -initrd "$WORK/initrd" \
