@@ -1063,6 +1063,8 @@ func (e *E) waitFailedMount(pod string, re *regexp.Regexp, timeout time.Duration
 	if err != nil {
 		e.Fatalf("%v; %s", err, e.podDiagnostics(pod))
 	}
+	// in full: docs/operations.md quotes it
+	e.logf("event on Pod %s: %s %s: %s", pod, found.Type, found.Reason, found.Message)
 	return found
 }
 
@@ -1182,6 +1184,11 @@ func (e *E) probeFenced(c *lossClaim) {
 		return true, "", nil
 	})
 	e.Note("LV %s on %s tagged %s (%s)", c.id.LVName, c.node, fencedTag, oneLine(reason, 140))
+	// the node plugin tells the operator on the Node (events of a Node are in "default")
+	nodeEvents := e.waitEvents(metav1.NamespaceDefault, "Node", c.node, "", 2*time.Minute, fenceapi.ReasonVolumeFenced)
+	if !hasEvent(nodeEvents, fenceapi.ReasonVolumeFenced, c.id.LVName) {
+		e.Errorf("Node %s has VolumeFenced events, none naming LV %s: %s", c.node, c.id.LVName, eventsLine(nodeEvents, 6))
+	}
 
 	// Bind a new claim to the fenced PV: free it, then a claim that names it.
 	_, err := kube.CoreV1().PersistentVolumes().Patch(e.ctx, c.pv, types.MergePatchType, []byte(`{"spec":{"claimRef":null}}`), metav1.PatchOptions{})
@@ -1420,4 +1427,14 @@ func (e *E) waitLost(c *lossClaim, timeout time.Duration) (string, string) {
 		e.Errorf("node %s publishes the old VG UUID %s after its rebuild", c.node, newVG)
 	}
 	return lostAnn, newVG
+}
+
+// hasEvent: an event of this reason whose message contains text.
+func hasEvent(evs []corev1.Event, reason, text string) bool {
+	for _, ev := range evs {
+		if ev.Reason == reason && strings.Contains(ev.Message, text) {
+			return true
+		}
+	}
+	return false
 }
