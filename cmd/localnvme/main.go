@@ -76,6 +76,7 @@ func runNode(args []string) int {
 	metricsAddr := fs.String("metrics-address", ":9810", `serve Prometheus /metrics and /healthz on this address ("" disables)`)
 	regDir := fs.String("kubelet-registration-dir", registration.DefaultRegistrationDir, `register with kubelet through a socket in this directory ("" disables)`)
 	kubeletEndpoint := fs.String("kubelet-csi-endpoint", "", "the CSI socket path as kubelet dials it (default: the --endpoint path)")
+	kubeletDir := fs.String("kubelet-dir", "", `refuse staging and target paths that do not resolve (through symlinks) to a path under this directory, kubelet's root ("" disables)`)
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 
@@ -97,7 +98,7 @@ func runNode(args []string) int {
 		logger.Error(err, "Invalid configuration", "path", *cfgPath)
 		return 1
 	}
-	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge})
+	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge, KubeletDir: *kubeletDir})
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1

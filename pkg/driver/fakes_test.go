@@ -37,6 +37,15 @@ func (m *memLVM) uuid() string {
 	return fmt.Sprintf("%06d-aaaa-bbbb-cccc-dddd-eeee-ffffff", m.seq)
 }
 
+func (m *memLVM) vgUUID(name string) string {
+	for _, vg := range m.rep.VGs {
+		if vg.Name == name {
+			return vg.UUID
+		}
+	}
+	return ""
+}
+
 func (m *memLVM) Report(context.Context) (*lvm.Report, error) {
 	m.reports++
 	return m.rep.Clone(), nil
@@ -45,13 +54,13 @@ func (m *memLVM) Invalidate()                                    {}
 func (m *memLVM) VGChangeActivate(context.Context, string) error { return nil }
 func (m *memLVM) CreateLV(_ context.Context, o lvm.CreateLVOptions) error {
 	m.calls = append(m.calls, "lvcreate "+o.Name)
-	m.rep.LVs = append(m.rep.LVs, lvm.LV{Name: o.Name, VGName: o.VG, UUID: m.uuid(), Size: o.Size, Pool: o.ThinPool, Tags: o.Tags, Attr: "Vwi-a-tz--", Active: true})
+	m.rep.LVs = append(m.rep.LVs, lvm.LV{Name: o.Name, VGName: o.VG, VGUUID: m.vgUUID(o.VG), UUID: m.uuid(), Size: o.Size, Pool: o.ThinPool, Tags: o.Tags, Attr: "Vwi-a-tz--", Active: true})
 	return nil
 }
 func (m *memLVM) CreateSnapshot(_ context.Context, vg, origin, name string, _ uint64, tags []string) error {
 	m.calls = append(m.calls, "snapshot "+origin+" "+name)
 	src := m.rep.LVByName(vg, origin)
-	m.rep.LVs = append(m.rep.LVs, lvm.LV{Name: name, VGName: vg, UUID: m.uuid(), Size: src.Size, Pool: src.Pool, Origin: origin, Tags: tags, Attr: "Vwi---tz-k"})
+	m.rep.LVs = append(m.rep.LVs, lvm.LV{Name: name, VGName: vg, VGUUID: m.vgUUID(vg), UUID: m.uuid(), Size: src.Size, Pool: src.Pool, Origin: origin, Tags: tags, Attr: "Vwi---tz-k"})
 	return nil
 }
 func (m *memLVM) ExtendLV(_ context.Context, vg, name string, size uint64) error {
@@ -111,26 +120,77 @@ deviceClasses:
 	return d, l, h
 }
 
-// fakeHost is a mount table in memory: Unmount removes the top mount at a path.
+// fakeHost is a mount table and a few paths in memory; it records every call that would
+// change the host (mount, unmount, mkdir/create, remove) in calls.
 type fakeHost struct {
 	Host
 	mounts  []mount.MountInfo
 	removed []string
+	calls   []string
+	// files: what Inspect finds at a path (by the path as given; Target.Path defaults to
+	// it); a path not listed is an empty directory while something is mounted on it, else
+	// absent.
+	files map[string]Target
+	// dm: device-mapper UUIDs by "maj:min"; devs: device numbers of block device paths
+	dm   map[string]string
+	devs map[string][2]uint32
+	// unmounted, if set, runs after each Unmount (a test shows what was under the mount)
+	unmounted func()
 }
 
 func (h *fakeHost) MountInfo() ([]mount.MountInfo, error) {
 	return append([]mount.MountInfo(nil), h.mounts...), nil
 }
+func (h *fakeHost) Mount(source, target, fstype string, options []string) error {
+	h.calls = append(h.calls, fmt.Sprintf("mount %s %s %s %v", source, target, fstype, options))
+	return nil
+}
 func (h *fakeHost) Unmount(target string) error {
+	h.calls = append(h.calls, "unmount "+target)
 	for i := len(h.mounts) - 1; i >= 0; i-- {
 		if h.mounts[i].MountPoint == target {
 			h.mounts = append(h.mounts[:i], h.mounts[i+1:]...)
+			if h.unmounted != nil {
+				h.unmounted()
+			}
 			return nil
 		}
 	}
 	return fmt.Errorf("%s: not mounted", target)
 }
-func (h *fakeHost) RemoveTarget(path string) error {
-	h.removed = append(h.removed, path)
+func (h *fakeHost) MakeTarget(path string, dir bool) error {
+	h.calls = append(h.calls, fmt.Sprintf("maketarget %s dir=%v", path, dir))
 	return nil
 }
+func (h *fakeHost) RemoveTarget(path string) error {
+	h.calls = append(h.calls, "remove "+path)
+	h.removed = append(h.removed, path)
+	delete(h.files, path)
+	return nil
+}
+func (h *fakeHost) Inspect(path string) (Target, error) {
+	if t, ok := h.files[path]; ok {
+		if t.Path == "" {
+			t.Path = path
+		}
+		if t.What == "" {
+			t.What = fmt.Sprintf("kind %d", t.Kind)
+		}
+		return t, nil
+	}
+	if mountAt(h.mounts, path) != nil {
+		return Target{Path: path, Kind: TargetEmptyDir, What: "an empty directory"}, nil
+	}
+	return Target{Path: path, Kind: TargetAbsent, What: "absent"}, nil
+}
+func (h *fakeHost) DevNumber(path string) (uint32, uint32, bool, error) {
+	if n, ok := h.devs[path]; ok {
+		return n[0], n[1], true, nil
+	}
+	return 0, 0, false, nil
+}
+func (h *fakeHost) DMUUID(major, minor uint32) (string, error) {
+	return h.dm[devString(int(major), int(minor))], nil
+}
+
+var _ Host = (*fakeHost)(nil)

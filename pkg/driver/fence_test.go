@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
+
+	"github.com/localnvme/localnvme/pkg/volume"
 )
 
 // TestFencedVolumeRefusedByEveryUse fences a volume and checks that every call that would
@@ -49,6 +51,12 @@ func TestFencedVolumeRefusedByEveryUse(t *testing.T) {
 	}
 
 	// Cleanup still works.
+	pid, err := volume.ParseID(id, volume.KindVolume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dm = map[string]string{"253:3": pid.DMUUID()}
+	h.files = map[string]Target{"/staging": {Kind: TargetEmptyDir}, "/target": {Kind: TargetEmptyDir}}
 	h.mounts = []mount.MountInfo{{MountPoint: "/staging", Major: 253, Minor: 3}, {MountPoint: "/target", Major: 253, Minor: 3}}
 	if _, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: "/target"}); err != nil {
 		t.Errorf("NodeUnpublishVolume of a fenced volume: %v", err)

@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,36 @@ type Host interface {
 	Statfs(path string) (FSStats, error)
 	// MakeTarget creates a directory (dir=true) or an empty file at path, with parents.
 	MakeTarget(path string, dir bool) error
-	// RemoveTarget removes an unmounted, empty target directory or file (never recursively).
+	// RemoveTarget removes path only when it is an empty directory or an empty regular
+	// file (what MakeTarget makes); anything else is left and reported as an error.
 	RemoveTarget(path string) error
+	// Inspect resolves every symlink in path and says what is there (see Target).
+	Inspect(path string) (Target, error)
+}
+
+// TargetKind is what Inspect found at a path.
+type TargetKind int
+
+// Target kinds.
+const (
+	// TargetAbsent: nothing at the path; the driver may create it.
+	TargetAbsent TargetKind = iota
+	// TargetEmptyDir: an empty directory.
+	TargetEmptyDir
+	// TargetEmptyFile: an empty regular file.
+	TargetEmptyFile
+	// TargetOther: anything else (entries, bytes, a device, a dangling symlink, …).
+	TargetOther
+)
+
+// Target is a path as Inspect resolved it.
+type Target struct {
+	// Path is the path with every symlink resolved; for an absent path, its deepest
+	// existing parent resolved plus the rest. Mount tables show this path.
+	Path string
+	Kind TargetKind
+	// What describes it for messages ("a directory with entries", "a 12-byte regular file").
+	What string
 }
 
 // FSStats is what NodeGetVolumeStats reports for a mounted filesystem.
@@ -125,11 +154,85 @@ func (h *OSHost) MakeTarget(path string, dir bool) error {
 
 // RemoveTarget implements Host.
 func (h *OSHost) RemoveTarget(path string) error {
-	err := os.Remove(path)
-	if errors.Is(err, os.ErrNotExist) {
+	t, err := h.Inspect(path)
+	if err != nil {
+		return err
+	}
+	switch t.Kind {
+	case TargetAbsent:
+		return nil
+	case TargetEmptyDir, TargetEmptyFile:
+		// os.Remove of a directory fails if an entry appeared meanwhile
+		if err := os.Remove(t.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		return nil
 	}
-	return err
+	return fmt.Errorf("%s is %s, not an empty directory or empty file: left alone", t.Path, t.What)
+}
+
+// Inspect implements Host.
+func (h *OSHost) Inspect(path string) (Target, error) {
+	resolved, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return Target{Path: path, Kind: TargetOther, What: "a symlink to a missing path"}, nil
+		}
+		// absent: resolve the deepest parent that exists
+		dir, rest := path, ""
+		for dir != "/" && dir != "." {
+			rest = filepath.Join(filepath.Base(dir), rest)
+			dir = filepath.Dir(dir)
+			r, err := filepath.EvalSymlinks(dir)
+			if err == nil {
+				return Target{Path: filepath.Join(r, rest), Kind: TargetAbsent, What: "absent"}, nil
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return Target{}, err
+			}
+		}
+		return Target{Path: path, Kind: TargetAbsent, What: "absent"}, nil
+	}
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{Path: resolved, Kind: TargetOther}
+	fi, err := os.Lstat(resolved)
+	if err != nil {
+		return Target{}, err
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		f, err := os.Open(resolved)
+		if err != nil {
+			return Target{}, err
+		}
+		defer f.Close()
+		if _, err := f.Readdirnames(1); errors.Is(err, io.EOF) {
+			t.Kind, t.What = TargetEmptyDir, "an empty directory"
+		} else if err != nil {
+			return Target{}, err
+		} else {
+			t.What = "a directory with entries"
+		}
+	case m.IsRegular():
+		if fi.Size() == 0 {
+			t.Kind, t.What = TargetEmptyFile, "an empty regular file"
+		} else {
+			t.What = fmt.Sprintf("a %d-byte regular file", fi.Size())
+		}
+	case m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0:
+		t.What = "a block device node"
+	case m&os.ModeCharDevice != 0:
+		t.What = "a character device node"
+	case m&os.ModeSocket != 0:
+		t.What = "a socket"
+	case m&os.ModeNamedPipe != 0:
+		t.What = "a named pipe"
+	default:
+		t.What = "a " + m.Type().String() + " file"
+	}
+	return t, nil
 }
 
 // mountAt returns the mount table entry whose mount point is path (the last one wins, as

@@ -75,9 +75,17 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	case vc == nil:
 		return nil, invalid("volume_capability missing")
 	}
+	if err := checkPath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
 	if err := validateCapabilities([]*csi.VolumeCapability{vc}); err != nil {
 		return nil, err
 	}
+	st, err := d.inspect("staging_target_path", staging)
+	if err != nil {
+		return nil, err
+	}
+	staging = st.Path // as the mount table shows it
 	defer d.locks.Lock(id)()
 	// Fresh, so a hand-made change is seen; a fenced volume is refused.
 	v, err := d.engine.ResolveUsable(ctx, id, true)
@@ -117,6 +125,10 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 			return &csi.NodeStageVolumeResponse{}, nil // already staged
 		}
 		return nil, status.Errorf(codes.FailedPrecondition, "staging path %s already has device %d:%d mounted, not volume %s (%s)", staging, mi.Major, mi.Minor, id, devNum)
+	}
+	// before any probe or mkfs: never mount over something that holds data
+	if err := requireEmpty("staging_target_path", st, true); err != nil {
+		return nil, err
 	}
 	if err := d.ensureFilesystem(ctx, v, dev, fsType); err != nil {
 		return nil, toStatus(err)
@@ -183,36 +195,36 @@ func sigString(kv map[string]string) string {
 	return s[:len(s)-1]
 }
 
-// NodeUnstageVolume unmounts the staging path. The directory itself belongs to kubelet.
+// NodeUnstageVolume unmounts the volume from the staging path: every mount of this volume
+// stacked there, and nothing else (a foreign mount is refused and left). The directory itself
+// belongs to kubelet.
 func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if id == "" {
 		return nil, invalid("volume_id missing")
 	}
-	if req.GetStagingTargetPath() == "" {
+	if staging == "" {
 		return nil, invalid("staging_target_path missing")
 	}
-	defer d.locks.Lock(req.GetVolumeId())()
-	if err := d.unmountAll(req.GetStagingTargetPath()); err != nil {
-		return nil, status.Errorf(codes.Internal, "unmounting %s: %v", req.GetStagingTargetPath(), err)
+	if err := checkPath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
+	pid, err := parseVolumeID(id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := d.inspect("staging_target_path", staging)
+	if err != nil {
+		return nil, err
+	}
+	defer d.locks.Lock(id)()
+	if st.Kind == TargetAbsent {
+		return &csi.NodeUnstageVolumeResponse{}, nil
+	}
+	if err := d.unmountOwn(pid, "staging_target_path", st.Path); err != nil {
+		return nil, err
 	}
 	return &csi.NodeUnstageVolumeResponse{}, nil
-}
-
-// unmountAll unmounts every mount stacked on path.
-func (d *Driver) unmountAll(path string) error {
-	for i := 0; i < 8; i++ {
-		mis, err := d.host.MountInfo()
-		if err != nil {
-			return err
-		}
-		if mountAt(mis, path) == nil {
-			return nil
-		}
-		if err := d.host.Unmount(path); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("%s is still mounted after 8 unmounts", path)
 }
 
 // publishedAt lists the mount points other than staging where the device is mounted:
@@ -248,9 +260,24 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	case staging == "":
 		return nil, invalid("staging_target_path missing (the volume must be staged first)")
 	}
+	if err := checkPath("target_path", target); err != nil {
+		return nil, err
+	}
+	if err := checkPath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
 	if err := validateCapabilities([]*csi.VolumeCapability{vc}); err != nil {
 		return nil, err
 	}
+	tt, err := d.inspect("target_path", target)
+	if err != nil {
+		return nil, err
+	}
+	st, err := d.inspect("staging_target_path", staging)
+	if err != nil {
+		return nil, err
+	}
+	target, staging = tt.Path, st.Path // as the mount table shows them
 	defer d.locks.Lock(id)()
 	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
@@ -273,6 +300,9 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
 		return nil, status.Errorf(codes.FailedPrecondition, "target %s already has something else mounted (%d:%d %s)", target, mi.Major, mi.Minor, mi.Root)
+	}
+	if err := requireEmpty("target_path", tt, !block); err != nil {
+		return nil, err
 	}
 	if vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
 		if others := d.publishedAt(mis, devNum, staging); len(others) > 0 {
@@ -306,20 +336,47 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-// NodeUnpublishVolume unmounts the target and removes it (never recursively).
+// NodeUnpublishVolume unmounts every mount of this volume stacked on the target (a foreign
+// mount is refused and left) and removes the target only when it is the empty directory or
+// empty file that NodePublishVolume makes (never recursively).
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	if id == "" {
 		return nil, invalid("volume_id missing")
 	}
-	if req.GetTargetPath() == "" {
+	if target == "" {
 		return nil, invalid("target_path missing")
 	}
-	defer d.locks.Lock(req.GetVolumeId())()
-	if err := d.unmountAll(req.GetTargetPath()); err != nil {
-		return nil, status.Errorf(codes.Internal, "unmounting %s: %v", req.GetTargetPath(), err)
+	if err := checkPath("target_path", target); err != nil {
+		return nil, err
 	}
-	if err := d.host.RemoveTarget(req.GetTargetPath()); err != nil {
-		return nil, status.Errorf(codes.Internal, "removing %s: %v", req.GetTargetPath(), err)
+	pid, err := parseVolumeID(id)
+	if err != nil {
+		return nil, err
+	}
+	tt, err := d.inspect("target_path", target)
+	if err != nil {
+		return nil, err
+	}
+	defer d.locks.Lock(id)()
+	if tt.Kind == TargetAbsent {
+		return &csi.NodeUnpublishVolumeResponse{}, nil
+	}
+	if err := d.unmountOwn(pid, "target_path", tt.Path); err != nil {
+		return nil, err
+	}
+	// unmounted: what is left is what publish made, or something that must stay
+	if tt, err = d.inspect("target_path", target); err != nil {
+		return nil, err
+	}
+	switch tt.Kind {
+	case TargetAbsent:
+	case TargetEmptyDir, TargetEmptyFile:
+		if err := d.host.RemoveTarget(tt.Path); err != nil {
+			return nil, status.Errorf(codes.Internal, "removing %s: %v", tt.Path, err)
+		}
+	default:
+		return nil, status.Errorf(codes.FailedPrecondition, "target_path %s is %s and no mount of volume %s: left alone, it is not what NodePublishVolume makes; remove it by hand if nothing needs it", tt.Path, tt.What, id)
 	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
@@ -361,6 +418,9 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	if req.GetVolumePath() == "" {
 		return nil, invalid("volume_path missing")
 	}
+	if err := checkVolumePath(req.GetVolumeId(), req.GetVolumePath()); err != nil {
+		return nil, err
+	}
 	v, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume)
 	if err != nil {
 		return nil, toStatus(err)
@@ -390,6 +450,14 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	}
 	if path == "" {
 		return nil, invalid("volume_path missing")
+	}
+	if err := checkVolumePath(id, path); err != nil {
+		return nil, err
+	}
+	if sp := req.GetStagingTargetPath(); sp != "" {
+		if err := checkPath("staging_target_path", sp); err != nil {
+			return nil, err
+		}
 	}
 	size, err := sizeRequest(req.GetCapacityRange())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,9 @@ type Options struct {
 	Prober  *disk.Prober
 	// Interceptors run on every unary call after the logging interceptor (e.g. metrics).
 	Interceptors []grpc.UnaryServerInterceptor
+	// KubeletDir, when set, is kubelet's root directory: every staging and target path must
+	// resolve (through symlinks) to a path under its resolved form.
+	KubeletDir string
 }
 
 // Driver implements the CSI services.
@@ -87,6 +91,8 @@ type Driver struct {
 	locks   volume.KeyLocks
 	ready   atomic.Bool
 	icpts   []grpc.UnaryServerInterceptor
+	// kubeletDir: Options.KubeletDir with its symlinks resolved ("": no such check)
+	kubeletDir string
 }
 
 // New returns a driver.
@@ -110,6 +116,16 @@ func New(o Options) (*Driver, error) {
 	}
 	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober, icpts: o.Interceptors}
 	d.fs = &filesystems{exec: o.Exec}
+	if o.KubeletDir != "" {
+		if !filepath.IsAbs(o.KubeletDir) {
+			return nil, fmt.Errorf("kubelet directory %q is not an absolute path", o.KubeletDir)
+		}
+		r, err := filepath.EvalSymlinks(o.KubeletDir)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet directory: %w", err)
+		}
+		d.kubeletDir = r
+	}
 	return d, nil
 }
 

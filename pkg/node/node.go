@@ -31,6 +31,9 @@ type Options struct {
 	ReportMaxAge time.Duration
 	// SysRoot and DevRoot default to /sys and /dev.
 	SysRoot, DevRoot string
+	// KubeletDir, when set, confines staging and target paths to kubelet's directory
+	// (driver.Options.KubeletDir).
+	KubeletDir string
 }
 
 // disks joins discovery and the emptiness probe.
@@ -59,6 +62,7 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
 		Engine: eng, Host: driver.NewOSHost(p.Exec), Exec: p.Exec, Prober: p.Prober,
 		Interceptors: []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()},
+		KubeletDir:   o.KubeletDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating driver: %w", err)

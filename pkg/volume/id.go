@@ -55,6 +55,10 @@ func (id ID) String() string {
 	return strings.Join([]string{id.Class, id.VGUUID, id.LVName, id.LVUUID}, ".")
 }
 
+// DMUUID is the device-mapper UUID of the LV the ID names ("LVM-" + VG UUID + LV UUID):
+// what a mount of this volume must show, without asking LVM.
+func (id ID) DMUUID() string { return "LVM-" + id.VGUUID + id.LVUUID }
+
 // NewID builds an ID from LVM's dashed UUIDs.
 func NewID(class, vgUUID, lvName, lvUUID string) ID {
 	return ID{Class: class, VGUUID: StripUUID(vgUUID), LVName: lvName, LVUUID: StripUUID(lvUUID)}

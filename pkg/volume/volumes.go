@@ -40,7 +40,7 @@ func (v *Volume) DevicePath() string { return v.LV.DevicePath() }
 // (/sys/dev/block/MAJ:MIN/dm/uuid): "LVM-" + VG UUID + LV UUID, without dashes. Comparing it
 // with the device node's checks that /dev/<vg>/<lv> really is the LV the ID names.
 func (v *Volume) DMUUID() string {
-	return "LVM-" + StripUUID(v.LV.VGUUID) + StripUUID(v.LV.UUID)
+	return NewID("", v.LV.VGUUID, "", v.LV.UUID).DMUUID()
 }
 
 func (e *Engine) volumeFromLV(c *Class, vg *lvm.VG, lv lvm.LV) *Volume {

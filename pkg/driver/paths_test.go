@@ -1,0 +1,250 @@
+package driver
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	mount "k8s.io/mount-utils"
+
+	"github.com/localnvme/localnvme/pkg/volume"
+)
+
+func blockCap() *csi.VolumeCapability {
+	return &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}
+}
+
+// pathFixture: a driver with one thin volume whose device /dev/vg-thin/<lv> is 253:3.
+type pathFixture struct {
+	d   *Driver
+	h   *fakeHost
+	l   *memLVM
+	id  string
+	pid volume.ID
+}
+
+func newPathFixture(t *testing.T) *pathFixture {
+	t.Helper()
+	d, l, h := newEngineDriver(t)
+	resp, err := d.CreateVolume(context.Background(), createReq("pvc-paths", map[string]string{ParamDeviceClass: "thin"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetVolume().GetVolumeId()
+	pid, err := volume.ParseID(id, volume.KindVolume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dm = map[string]string{"253:3": pid.DMUUID(), "253:9": "LVM-someoneelsesvolumegroupanditslv"}
+	h.devs = map[string][2]uint32{"/dev/vg-thin/" + pid.LVName: {253, 3}}
+	h.files = map[string]Target{}
+	return &pathFixture{d: d, h: h, l: l, id: id, pid: pid}
+}
+
+func wantCode(t *testing.T, what string, err error, code codes.Code, msg string) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != code || !strings.Contains(st.Message(), msg) {
+		t.Errorf("%s = %v, want %s containing %q", what, err, code, msg)
+	}
+}
+
+// Paths that are not absolute and clean are refused before anything looks at the host.
+func TestNodePathsMustBeAbsoluteAndClean(t *testing.T) {
+	f := newPathFixture(t)
+	ctx := context.Background()
+	bad := []string{"relative/target", "/var/lib/kubelet/../../etc", "/var/lib/kubelet/pods/", "/a//b", "/a/./b", "."}
+	for _, p := range bad {
+		calls, lvmCalls := len(f.h.calls), len(f.l.calls)
+		errs := map[string]error{}
+		_, errs["NodeStageVolume"] = f.d.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: f.id, StagingTargetPath: p, VolumeCapability: mountCap()[0]})
+		_, errs["NodePublishVolume target"] = f.d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: f.id, StagingTargetPath: "/staging", TargetPath: p, VolumeCapability: mountCap()[0]})
+		_, errs["NodePublishVolume staging"] = f.d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: f.id, StagingTargetPath: p, TargetPath: "/target", VolumeCapability: mountCap()[0]})
+		_, errs["NodeUnpublishVolume"] = f.d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: f.id, TargetPath: p})
+		_, errs["NodeUnstageVolume"] = f.d.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: f.id, StagingTargetPath: p})
+		_, errs["NodeGetVolumeStats"] = f.d.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: f.id, VolumePath: p})
+		_, errs["NodeExpandVolume"] = f.d.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: f.id, VolumePath: p})
+		for rpc, err := range errs {
+			code := codes.InvalidArgument
+			if rpc == "NodeGetVolumeStats" || rpc == "NodeExpandVolume" {
+				code = codes.NotFound // the spec's and csi-sanity's code for "not at that path"
+			}
+			wantCode(t, rpc+" "+p, err, code, "path")
+		}
+		if len(f.h.calls) != calls || len(f.l.calls) != lvmCalls {
+			t.Errorf("path %q: host calls %v, LVM calls %v", p, f.h.calls[calls:], f.l.calls[lvmCalls:])
+		}
+	}
+}
+
+// Nothing is mounted over a path that holds data; staging refuses before any probe or mkfs
+// (the fixture has no prober: reaching it would panic).
+func TestNodeNeverMountsOverData(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		stage bool
+		block bool
+		at    Target
+		want  string
+	}{
+		{"stage over a directory with entries", true, false, Target{Kind: TargetOther, What: "a directory with entries"}, "is a directory with entries, not absent or an empty directory"},
+		{"stage through a symlink to /etc", true, false, Target{Path: "/etc", Kind: TargetOther, What: "a directory with entries"}, "/etc is a directory with entries"},
+		{"stage over a file", true, false, Target{Kind: TargetOther, What: "a 12-byte regular file"}, "a 12-byte regular file"},
+		{"publish over a directory with entries", false, false, Target{Kind: TargetOther, What: "a directory with entries"}, "is a directory with entries, not absent or an empty directory"},
+		{"publish mount over an empty file", false, false, Target{Kind: TargetEmptyFile, What: "an empty regular file"}, "not absent or an empty directory"},
+		{"publish block over an empty directory", false, true, Target{Kind: TargetEmptyDir, What: "an empty directory"}, "not absent or an empty regular file"},
+		{"publish block over a file with data", false, true, Target{Kind: TargetOther, What: "a 4096-byte regular file"}, "a 4096-byte regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newPathFixture(t)
+			vc := mountCap()[0]
+			if tt.block {
+				vc = blockCap()
+			}
+			var err error
+			if tt.stage {
+				f.h.files["/staging"] = tt.at
+				_, err = f.d.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: f.id, StagingTargetPath: "/staging", VolumeCapability: vc})
+			} else {
+				f.h.mounts = []mount.MountInfo{{MountPoint: "/staging", Major: 253, Minor: 3}}
+				f.h.files["/target"] = tt.at
+				_, err = f.d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: f.id, StagingTargetPath: "/staging", TargetPath: "/target", VolumeCapability: vc})
+			}
+			wantCode(t, tt.name, err, codes.FailedPrecondition, tt.want)
+			if len(f.h.calls) != 0 {
+				t.Errorf("host calls %v, want none", f.h.calls)
+			}
+		})
+	}
+}
+
+// Publish onto an absent or empty target mounts at the resolved path.
+func TestNodePublishResolvedTarget(t *testing.T) {
+	f := newPathFixture(t)
+	f.h.mounts = []mount.MountInfo{{MountPoint: "/kubelet/staging", Major: 253, Minor: 3}}
+	f.h.files["/var/lib/kubelet/staging"] = Target{Path: "/kubelet/staging", Kind: TargetOther, What: "a directory with entries"}
+	f.h.files["/var/lib/kubelet/target"] = Target{Path: "/kubelet/target", Kind: TargetEmptyDir}
+	_, err := f.d.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{VolumeId: f.id, StagingTargetPath: "/var/lib/kubelet/staging", TargetPath: "/var/lib/kubelet/target", VolumeCapability: mountCap()[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"maketarget /kubelet/target dir=true", "mount /kubelet/staging /kubelet/target  [bind]"}
+	if strings.Join(f.h.calls, "; ") != strings.Join(want, "; ") {
+		t.Errorf("calls %q, want %q", f.h.calls, want)
+	}
+}
+
+// Unstage and unpublish unmount only their own volume and remove only what publish makes.
+func TestNodeUnmountOnlyOwnVolume(t *testing.T) {
+	ctx := context.Background()
+	own := mount.MountInfo{MountPoint: "/p", Major: 253, Minor: 3, Source: "/dev/mapper/vg--thin-own"}
+	foreign := mount.MountInfo{MountPoint: "/p", Major: 253, Minor: 9, Source: "/dev/mapper/other"}
+	plain := mount.MountInfo{MountPoint: "/p", Major: 8, Minor: 1, Source: "/dev/sda1"}
+	devBind := mount.MountInfo{MountPoint: "/p", Major: 0, Minor: 5, FsType: "devtmpfs", Source: "udev"}
+	tests := []struct {
+		name      string
+		unstage   bool
+		mounts    []mount.MountInfo
+		at        *Target // what is at /p once nothing is mounted (nil: an empty directory)
+		pDev      *[2]uint32
+		code      codes.Code
+		msg       string
+		calls     []string
+		mountsOut int
+	}{
+		{name: "unpublish own", mounts: []mount.MountInfo{own}, calls: []string{"unmount /p", "remove /p"}},
+		{name: "unpublish stacked own", mounts: []mount.MountInfo{own, own}, calls: []string{"unmount /p", "unmount /p", "remove /p"}},
+		{name: "unpublish own block", mounts: []mount.MountInfo{devBind}, pDev: &[2]uint32{253, 3}, at: &Target{Kind: TargetEmptyFile}, calls: []string{"unmount /p", "remove /p"}},
+		{name: "unpublish foreign dm", mounts: []mount.MountInfo{foreign}, code: codes.FailedPrecondition, msg: "has device 253:9 (/dev/mapper/other, device-mapper UUID LVM-someoneelsesvolumegroupanditslv) mounted, not volume", mountsOut: 1},
+		{name: "unpublish foreign disk", mounts: []mount.MountInfo{plain}, code: codes.FailedPrecondition, msg: "not a device-mapper device", mountsOut: 1},
+		{name: "unpublish foreign block bind", mounts: []mount.MountInfo{devBind}, pDev: &[2]uint32{8, 1}, code: codes.FailedPrecondition, msg: "has device 8:1", mountsOut: 1},
+		{name: "unpublish foreign over own", mounts: []mount.MountInfo{own, foreign}, code: codes.FailedPrecondition, msg: "253:9", mountsOut: 2},
+		{name: "unpublish plain file left", at: &Target{Kind: TargetOther, What: "a 5-byte regular file"}, code: codes.FailedPrecondition, msg: "is a 5-byte regular file and no mount of volume"},
+		{name: "unpublish directory with entries left", at: &Target{Kind: TargetOther, What: "a directory with entries"}, code: codes.FailedPrecondition, msg: "left alone"},
+		{name: "unpublish absent", at: &Target{Kind: TargetAbsent}},
+		{name: "unpublish empty dir", calls: []string{"remove /p"}},
+		{name: "unstage own", unstage: true, mounts: []mount.MountInfo{own}, calls: []string{"unmount /p"}},
+		{name: "unstage foreign", unstage: true, mounts: []mount.MountInfo{foreign}, code: codes.FailedPrecondition, msg: "left alone", mountsOut: 1},
+		{name: "unstage not mounted", unstage: true, at: &Target{Kind: TargetOther, What: "a directory with entries"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newPathFixture(t)
+			f.h.mounts = tt.mounts
+			under := Target{Kind: TargetEmptyDir, What: "an empty directory"}
+			if tt.at != nil {
+				under = *tt.at
+			}
+			if len(tt.mounts) == 0 {
+				f.h.files["/p"] = under
+			} else {
+				// what is under the mounts shows once they are gone
+				f.h.unmounted = func() {
+					if mountAt(f.h.mounts, "/p") == nil {
+						f.h.files["/p"] = under
+					}
+				}
+			}
+			if tt.pDev != nil {
+				f.h.devs["/p"] = *tt.pDev
+			}
+			var err error
+			if tt.unstage {
+				_, err = f.d.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: f.id, StagingTargetPath: "/p"})
+			} else {
+				_, err = f.d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: f.id, TargetPath: "/p"})
+			}
+			if tt.code == codes.OK {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+			} else {
+				wantCode(t, tt.name, err, tt.code, tt.msg)
+			}
+			if strings.Join(f.h.calls, "; ") != strings.Join(tt.calls, "; ") {
+				t.Errorf("host calls %q, want %q", f.h.calls, tt.calls)
+			}
+			if len(f.h.mounts) != tt.mountsOut {
+				t.Errorf("%d mounts left (%v), want %d", len(f.h.mounts), f.h.mounts, tt.mountsOut)
+			}
+		})
+	}
+}
+
+func TestNodeUnmountBadVolumeID(t *testing.T) {
+	f := newPathFixture(t)
+	f.h.mounts = []mount.MountInfo{{MountPoint: "/p", Major: 253, Minor: 3}}
+	_, err := f.d.NodeUnstageVolume(context.Background(), &csi.NodeUnstageVolumeRequest{VolumeId: "not-an-id", StagingTargetPath: "/p"})
+	wantCode(t, "NodeUnstageVolume", err, codes.NotFound, "is not a localnvme volume ID")
+	_, err = f.d.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: "thin.x.y.z", TargetPath: "/p"})
+	wantCode(t, "NodeUnpublishVolume", err, codes.NotFound, "is not a localnvme volume ID")
+	if len(f.h.calls) != 0 || len(f.h.mounts) != 1 {
+		t.Errorf("calls %v, mounts %v", f.h.calls, f.h.mounts)
+	}
+}
+
+// With a kubelet directory, a path that resolves outside it is refused before any mount.
+func TestNodeKubeletDir(t *testing.T) {
+	f := newPathFixture(t)
+	f.d.kubeletDir = "/var/lib/kubelet"
+	f.h.files["/var/lib/kubelet/pods/x/mount"] = Target{Path: "/etc/x", Kind: TargetAbsent}
+	f.h.mounts = []mount.MountInfo{{MountPoint: "/var/lib/kubelet/staging", Major: 253, Minor: 3}}
+	_, err := f.d.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{VolumeId: f.id, StagingTargetPath: "/var/lib/kubelet/staging", TargetPath: "/var/lib/kubelet/pods/x/mount", VolumeCapability: mountCap()[0]})
+	wantCode(t, "NodePublishVolume", err, codes.FailedPrecondition, "resolves to /etc/x, outside kubelet's directory /var/lib/kubelet")
+	_, err = f.d.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: f.id, TargetPath: "/var/lib/kubelet/pods/x/mount"})
+	wantCode(t, "NodeUnpublishVolume", err, codes.FailedPrecondition, "outside kubelet's directory")
+	if len(f.h.calls) != 0 {
+		t.Errorf("host calls %v", f.h.calls)
+	}
+	if !under("/var/lib/kubelet/pods", "/var/lib/kubelet") || under("/var/lib/kubeletx", "/var/lib/kubelet") || !under("/var/lib/kubelet", "/var/lib/kubelet") {
+		t.Error("under() is wrong")
+	}
+}
