@@ -86,7 +86,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		return nil, err
 	}
 	staging = st.Path // as the mount table shows it
-	defer d.locks.Lock(id)()
+	unlock, err := d.engine.LockVolume(ctx, id)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
 	// Fresh, so a hand-made change is seen; a fenced volume is refused.
 	v, err := d.engine.ResolveUsable(ctx, id, true)
 	if err != nil {
@@ -217,7 +221,11 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 	if err != nil {
 		return nil, err
 	}
-	defer d.locks.Lock(id)()
+	unlock, err := d.engine.LockVolume(ctx, id)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
 	if st.Kind == TargetAbsent {
 		return &csi.NodeUnstageVolumeResponse{}, nil
 	}
@@ -278,7 +286,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		return nil, err
 	}
 	target, staging = tt.Path, st.Path // as the mount table shows them
-	defer d.locks.Lock(id)()
+	unlock, err := d.engine.LockVolume(ctx, id)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
 	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
 		return nil, toStatus(err)
@@ -358,7 +370,11 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	if err != nil {
 		return nil, err
 	}
-	defer d.locks.Lock(id)()
+	unlock, err := d.engine.LockVolume(ctx, id)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
 	if tt.Kind == TargetAbsent {
 		return &csi.NodeUnpublishVolumeResponse{}, nil
 	}
@@ -463,7 +479,11 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	if err != nil {
 		return nil, err
 	}
-	defer d.locks.Lock(id)()
+	unlock, err := d.engine.LockVolume(ctx, id)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
 	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
 		return nil, toStatus(err)
@@ -473,7 +493,7 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, err
 	}
 	if size.Required > v.Size {
-		if v, err = d.engine.Expand(ctx, id, size); err != nil {
+		if v, err = d.engine.ExpandHeld(ctx, id, size); err != nil {
 			return nil, toStatus(err)
 		}
 	}

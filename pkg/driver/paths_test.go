@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -246,5 +247,34 @@ func TestNodeKubeletDir(t *testing.T) {
 	}
 	if !under("/var/lib/kubelet/pods", "/var/lib/kubelet") || under("/var/lib/kubeletx", "/var/lib/kubelet") || !under("/var/lib/kubelet", "/var/lib/kubelet") {
 		t.Error("under() is wrong")
+	}
+}
+
+// One lock per volume: while a node RPC holds the volume, DeleteVolume and a snapshot of it
+// wait, and give up with DeadlineExceeded when their deadline passes, without touching LVM.
+func TestOneLockPerVolume(t *testing.T) {
+	f := newPathFixture(t)
+	unlock, err := f.d.engine.LockVolume(context.Background(), f.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := len(f.l.calls)
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	_, err = f.d.DeleteVolume(short(), &csi.DeleteVolumeRequest{VolumeId: f.id})
+	wantCode(t, "DeleteVolume", err, codes.DeadlineExceeded, "waiting for another operation")
+	_, err = f.d.CreateSnapshot(short(), &csi.CreateSnapshotRequest{Name: "snap-locked", SourceVolumeId: f.id})
+	wantCode(t, "CreateSnapshot", err, codes.DeadlineExceeded, "waiting for another operation")
+	_, err = f.d.NodeUnpublishVolume(short(), &csi.NodeUnpublishVolumeRequest{VolumeId: f.id, TargetPath: "/target"})
+	wantCode(t, "NodeUnpublishVolume", err, codes.DeadlineExceeded, "waiting for another operation")
+	if len(f.l.calls) != calls || len(f.h.calls) != 0 {
+		t.Errorf("LVM calls %v, host calls %v while the volume was locked", f.l.calls[calls:], f.h.calls)
+	}
+	unlock()
+	if _, err := f.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: f.id}); err != nil {
+		t.Fatalf("DeleteVolume after unlock: %v", err)
 	}
 }

@@ -88,7 +88,6 @@ type Driver struct {
 	exec    utilexec.Interface
 	prober  *disk.Prober
 	fs      *filesystems
-	locks   volume.KeyLocks
 	ready   atomic.Bool
 	icpts   []grpc.UnaryServerInterceptor
 	// kubeletDir: Options.KubeletDir with its symlinks resolved ("": no such check)

@@ -157,7 +157,11 @@ func (e *Engine) Adopt(ctx context.Context, className, identity, forceWipe strin
 	if err != nil {
 		return nil, err
 	}
-	defer e.locks.Lock("vg:" + c.VolumeGroup)()
+	unlock, err := e.locks.Lock(ctx, "vg:"+c.VolumeGroup)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
@@ -217,7 +221,11 @@ func (e *Engine) Release(ctx context.Context, identity string) (*Drive, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: %s is a PV of volume group %q, which no device class owns; not touching it", ErrPrecondition, ns.DevPath, pv.VGName)
 	}
-	defer e.locks.Lock("vg:" + c.VolumeGroup)()
+	unlock, err := e.locks.Lock(ctx, "vg:"+c.VolumeGroup)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if used := pv.Size - pv.Free; used > 0 {
 		var lvs []string
 		for _, lv := range rep.LVsInVG(c.VolumeGroup) {

@@ -420,24 +420,32 @@ func (c *Class) capacity(rep *lvm.Report) (Capacity, error) {
 	return Capacity{Available: avail, MaxVolume: max}, nil
 }
 
-// KeyLocks is a set of per-key mutexes (per volume, never one global lock), created on
-// demand and dropped when unused. The zero value is ready to use.
+// KeyLocks is a set of per-key locks (per volume, never one global lock), created on
+// demand and dropped when unused. The zero value is ready to use. Waiting honours the
+// caller's context: a caller whose deadline passes gets its error and never runs later.
 type KeyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
 }
 
 type keyLock struct {
-	sync.Mutex
+	ch   chan struct{} // holds one token while the key is locked
 	refs int
 }
 
-// Lock locks every key (in sorted order, so two callers never deadlock) and returns the unlock.
-func (k *KeyLocks) Lock(keys ...string) func() {
+// Lock locks every key (in sorted order, so two callers never deadlock) and returns the
+// unlock. If ctx ends first, it releases what it took and returns ctx's error, wrapped.
+func (k *KeyLocks) Lock(ctx context.Context, keys ...string) (func(), error) {
 	keys = append([]string(nil), keys...)
 	sort.Strings(keys)
 	var held []*keyLock
 	var names []string
+	unlock := func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			<-held[i].ch
+			k.release(names[i], held[i])
+		}
+	}
 	for i, key := range keys {
 		if i > 0 && key == keys[i-1] {
 			continue
@@ -448,24 +456,42 @@ func (k *KeyLocks) Lock(keys ...string) func() {
 		}
 		l := k.locks[key]
 		if l == nil {
-			l = &keyLock{}
+			l = &keyLock{ch: make(chan struct{}, 1)}
 			k.locks[key] = l
 		}
 		l.refs++
 		k.mu.Unlock()
-		l.Lock()
-		held = append(held, l)
-		names = append(names, key)
-	}
-	return func() {
-		for i := len(held) - 1; i >= 0; i-- {
-			held[i].Unlock()
-			k.mu.Lock()
-			held[i].refs--
-			if held[i].refs == 0 {
-				delete(k.locks, names[i])
-			}
-			k.mu.Unlock()
+		select {
+		case l.ch <- struct{}{}:
+			held = append(held, l)
+			names = append(names, key)
+		case <-ctx.Done():
+			k.release(key, l)
+			unlock()
+			return nil, fmt.Errorf("waiting for another operation on %s: %w", key, ctx.Err())
 		}
 	}
+	return unlock, nil
+}
+
+// release drops a reference to key's lock.
+func (k *KeyLocks) release(key string, l *keyLock) {
+	k.mu.Lock()
+	l.refs--
+	if l.refs == 0 {
+		delete(k.locks, key)
+	}
+	k.mu.Unlock()
+}
+
+// LockVolume takes the one lock of a volume or snapshot ID that every operation on it holds:
+// node RPCs (stage, publish, unpublish, unstage, expand) and the engine's own create, clone,
+// snapshot, expand, fence and delete. The key is the ID's LV name (an unparsable ID locks
+// only itself).
+func (e *Engine) LockVolume(ctx context.Context, id string) (func(), error) {
+	key := "id:" + id
+	if pid, err := ParseID(id, ""); err == nil {
+		key = pid.LVName
+	}
+	return e.locks.Lock(ctx, key)
 }

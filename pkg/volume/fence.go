@@ -31,7 +31,11 @@ func (e *Engine) Fence(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return fmt.Errorf("%w: volume %q: %v", ErrNotFound, id, err)
 	}
-	defer e.locks.Lock(pid.LVName)()
+	unlock, err := e.locks.Lock(ctx, pid.LVName)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	v, err := e.ResolveFresh(ctx, id, KindVolume)
 	if err != nil {
 		return err

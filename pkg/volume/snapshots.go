@@ -20,7 +20,11 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	if pid, err := ParseID(sourceID, KindVolume); err == nil {
 		keys = append(keys, pid.LVName)
 	}
-	defer e.locks.Lock(keys...)()
+	unlock, err := e.locks.Lock(ctx, keys...)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
@@ -88,7 +92,11 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if err != nil {
 		return nil
 	}
-	defer e.locks.Lock(pid.LVName)()
+	unlock, err := e.locks.Lock(ctx, pid.LVName)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	s, err := e.Resolve(ctx, id, KindSnapshot)
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPrecondition):

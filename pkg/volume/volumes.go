@@ -167,7 +167,11 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 			keys = append(keys, srcID.LVName)
 		}
 	}
-	defer e.locks.Lock(keys...)()
+	unlock, err := e.locks.Lock(ctx, keys...)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
@@ -358,7 +362,11 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		klog.FromContext(ctx).V(2).Info("Delete of an unparsable volume ID: nothing to do", "volumeID", id, "reason", err.Error())
 		return nil
 	}
-	defer e.locks.Lock(pid.LVName)()
+	unlock, err := e.locks.Lock(ctx, pid.LVName)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// Fresh state: whether the LV is open changes with mounts, which the cache does not see.
 	v, err := e.ResolveFresh(ctx, id, KindVolume)
 	switch {
@@ -423,7 +431,16 @@ func (e *Engine) Expand(ctx context.Context, id string, r SizeRequest) (*Volume,
 	if err != nil {
 		return nil, fmt.Errorf("%w: volume %q: %v", ErrNotFound, id, err)
 	}
-	defer e.locks.Lock(pid.LVName)()
+	unlock, err := e.locks.Lock(ctx, pid.LVName)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return e.ExpandHeld(ctx, id, r)
+}
+
+// ExpandHeld is Expand for a caller that holds LockVolume(id) (NodeExpandVolume).
+func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Volume, error) {
 	v, err := e.Resolve(ctx, id, KindVolume)
 	if err != nil {
 		return nil, err
