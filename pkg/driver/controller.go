@@ -124,8 +124,8 @@ func volumeParams(params map[string]string) (string, fenceapi.Policy, error) {
 
 // CreateVolume provisions an LV on this node.
 func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
-	if req.GetName() == "" {
-		return nil, invalid("name missing")
+	if err := checkRequestName(req.GetName()); err != nil {
+		return nil, err
 	}
 	if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, err
@@ -202,10 +202,31 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if req.GetVolumeId() == "" {
 		return nil, invalid("volume_id missing")
 	}
-	if err := d.engine.Delete(ctx, req.GetVolumeId()); err != nil {
+	if err := d.engine.DeleteUnlessInUse(ctx, req.GetVolumeId(), d.mountedAnywhere); err != nil {
 		return nil, toStatus(err)
 	}
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// mountedAnywhere refuses to delete a volume the mount table still shows: its filesystem
+// mounted (staged or published) or its device node bind-mounted (a raw block publish, which
+// LVM does not see as open).
+func (d *Driver) mountedAnywhere(v *volume.Volume) error {
+	if d.host == nil {
+		return nil
+	}
+	_, devNum, err := d.device(v)
+	if err != nil {
+		return nil // no device node (inactive LV): nothing can be mounted
+	}
+	mis, err := d.host.MountInfo()
+	if err != nil {
+		return fmt.Errorf("reading the mount table: %w", err)
+	}
+	if at := d.publishedAt(mis, devNum, ""); len(at) > 0 {
+		return fmt.Errorf("%w: volume %s is still mounted at %v on this node: unpublish and unstage it first", volume.ErrPrecondition, v.ID, at)
+	}
+	return nil
 }
 
 // ValidateVolumeCapabilities confirms the capabilities this driver serves.
@@ -339,8 +360,8 @@ func (d *Driver) csiSnapshot(s *volume.Volume) *csi.Snapshot {
 
 // CreateSnapshot snapshots a volume.
 func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
-	if req.GetName() == "" {
-		return nil, invalid("name missing")
+	if err := checkRequestName(req.GetName()); err != nil {
+		return nil, err
 	}
 	if req.GetSourceVolumeId() == "" {
 		return nil, invalid("source_volume_id missing")
@@ -410,4 +431,15 @@ func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (
 		return nil, toStatus(err)
 	}
 	return &csi.GetSnapshotResponse{Snapshot: d.csiSnapshot(s)}, nil
+}
+
+// checkRequestName: a CreateVolume/CreateSnapshot name is required and must fit its LV tag.
+func checkRequestName(name string) error {
+	switch {
+	case name == "":
+		return invalid("name missing")
+	case len(name) > volume.MaxRequestNameLen:
+		return status.Errorf(codes.InvalidArgument, "name is %d bytes; at most %d fit in the LV tag that records it (LVM tags are at most 1024 characters)", len(name), volume.MaxRequestNameLen)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 
+	"github.com/localnvme/localnvme/pkg/lvm"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -276,5 +277,59 @@ func TestOneLockPerVolume(t *testing.T) {
 	unlock()
 	if _, err := f.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: f.id}); err != nil {
 		t.Fatalf("DeleteVolume after unlock: %v", err)
+	}
+}
+
+func TestRequestNameTooLong(t *testing.T) {
+	f := newPathFixture(t)
+	calls := len(f.l.calls)
+	long := strings.Repeat("n", volume.MaxRequestNameLen+1)
+	_, err := f.d.CreateVolume(context.Background(), createReq(long, map[string]string{ParamDeviceClass: "thin"}))
+	wantCode(t, "CreateVolume", err, codes.InvalidArgument, "at most 761 fit")
+	_, err = f.d.CreateSnapshot(context.Background(), &csi.CreateSnapshotRequest{Name: long, SourceVolumeId: f.id})
+	wantCode(t, "CreateSnapshot", err, codes.InvalidArgument, "at most 761 fit")
+	if len(f.l.calls) != calls {
+		t.Errorf("LVM calls %v", f.l.calls[calls:])
+	}
+	// the longest name that fits is created, and its tag is valid
+	if _, err := f.d.CreateVolume(context.Background(), createReq(long[1:], map[string]string{ParamDeviceClass: "thin"})); err != nil {
+		t.Fatalf("CreateVolume with a %d-byte name: %v", len(long)-1, err)
+	}
+	if tag := volume.Tag(volume.TagName, volume.EncodeName(long[1:])); !lvm.ValidTag(tag) {
+		t.Errorf("tag of a %d-byte name is not a valid LVM tag (%d chars)", len(long)-1, len(tag))
+	}
+}
+
+// DeleteVolume refuses a volume the mount table still shows, a raw block bind included.
+func TestDeleteVolumeStillMounted(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mounts []mount.MountInfo
+		devs   map[string][2]uint32
+		want   string
+	}{
+		{"staged filesystem", []mount.MountInfo{{MountPoint: "/staging", Major: 253, Minor: 3}}, nil, "still mounted at [/staging]"},
+		{"raw block bind", []mount.MountInfo{{MountPoint: "/pods/x/dev", Major: 0, Minor: 5, FsType: "devtmpfs", Source: "udev"}}, map[string][2]uint32{"/pods/x/dev": {253, 3}}, "still mounted at [/pods/x/dev]"},
+		{"another volume's mount", []mount.MountInfo{{MountPoint: "/other", Major: 253, Minor: 9}}, nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newPathFixture(t)
+			f.h.mounts = tt.mounts
+			for k, v := range tt.devs {
+				f.h.devs[k] = v
+			}
+			_, err := f.d.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: f.id})
+			removed := strings.Contains(strings.Join(f.l.calls, ";"), "lvremove")
+			if tt.want == "" {
+				if err != nil || !removed {
+					t.Fatalf("DeleteVolume = %v, removed %v; want deleted", err, removed)
+				}
+				return
+			}
+			wantCode(t, "DeleteVolume", err, codes.FailedPrecondition, tt.want)
+			if removed {
+				t.Errorf("the LV was removed: %v", f.l.calls)
+			}
+		})
 	}
 }

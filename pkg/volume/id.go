@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/localnvme/localnvme/pkg/lvm"
 )
 
 // Kind of object an ID or LV stands for.
@@ -58,6 +60,10 @@ func (id ID) String() string {
 // DMUUID is the device-mapper UUID of the LV the ID names ("LVM-" + VG UUID + LV UUID):
 // what a mount of this volume must show, without asking LVM.
 func (id ID) DMUUID() string { return "LVM-" + id.VGUUID + id.LVUUID }
+
+// MaxRequestNameLen is the longest CSI request name (CreateVolume, CreateSnapshot) whose
+// tag lnv.name=<base64url(name)> fits LVM's tag limit (lvm.MaxTagLen, 1024): 761 bytes.
+const MaxRequestNameLen = (lvm.MaxTagLen - len(TagName) - 1) * 3 / 4
 
 // NewID builds an ID from LVM's dashed UUIDs.
 func NewID(class, vgUUID, lvName, lvUUID string) ID {

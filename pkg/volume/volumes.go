@@ -357,6 +357,14 @@ func cowSize(origin uint64) uint64 { return origin + origin/64 + 8<<20 }
 // Delete removes a volume. An ID that names nothing on this node is already deleted; an LV
 // with the ID's name but another UUID is a different volume and is left alone.
 func (e *Engine) Delete(ctx context.Context, id string) error {
+	return e.DeleteUnlessInUse(ctx, id, nil)
+}
+
+// DeleteUnlessInUse is Delete with a check that runs under the volume's lock, after the
+// volume is resolved and before anything is removed: an error from inUse (the node's mount
+// table shows the volume, for example a raw block bind mount, which holds no open count)
+// refuses the delete.
+func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*Volume) error) error {
 	pid, err := ParseID(id, KindVolume)
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Delete of an unparsable volume ID: nothing to do", "volumeID", id, "reason", err.Error())
@@ -379,6 +387,11 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return nil
 	case err != nil:
 		return err
+	}
+	if inUse != nil {
+		if err := inUse(v); err != nil {
+			return err
+		}
 	}
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
