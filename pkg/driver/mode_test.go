@@ -77,6 +77,19 @@ func serve(t *testing.T, d *Driver) *grpc.ClientConn {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	for { // Serve restricts the socket to its owner right after listening
+		fi, err := os.Stat(sock)
+		if err == nil && fi.Mode().Perm() == 0o600 {
+			break
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("CSI socket: %v", err)
+			}
+			t.Fatalf("CSI socket mode %v, want 0600", fi.Mode().Perm())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -155,6 +155,11 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", path, err)
 	}
+	// Only root (kubelet, the sidecars) may connect: the socket can stage, format and delete.
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("restricting %s to its owner: %w", path, err)
+	}
 	srv := d.GRPCServer(klog.FromContext(ctx))
 	go func() {
 		<-ctx.Done()

@@ -12,19 +12,21 @@ import (
 )
 
 // Ready is nil when at least one device class is ready, else an error naming the refused
-// classes and why (the health endpoint's answer).
+// classes (the health endpoint's answer).
 func (n *Node) Ready() error {
 	var refused []string
 	for _, c := range n.Engine.Classes() {
 		if c.Ready {
 			return nil
 		}
-		refused = append(refused, fmt.Sprintf("%s (%s)", c.Name, strings.Join(c.Problems, "; ")))
+		refused = append(refused, c.Name)
 	}
 	if len(refused) == 0 {
 		return fmt.Errorf("no device class is configured")
 	}
-	return fmt.Errorf("no device class is ready: %s", strings.Join(refused, ", "))
+	// Names only: /healthz is unauthenticated; the probe details (devices, signatures) are
+	// in the log of the class setup and in `localnvme disks list`.
+	return fmt.Errorf("no device class is ready: %s refused (why: the node plugin's log or `localnvme disks list`)", strings.Join(refused, ", "))
 }
 
 // metricsSource answers the metrics collector from the engine: class state from one LVM
