@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/localnvme/localnvme/pkg/disk"
 	"github.com/localnvme/localnvme/pkg/metrics"
@@ -29,14 +31,27 @@ func (n *Node) Ready() error {
 	return fmt.Errorf("no device class is ready: %s refused (why: the node plugin's log or `localnvme disks list`)", strings.Join(refused, ", "))
 }
 
+// driveCacheTTL: how long one read of the drives' NVMe health logs answers scrapes.
+const driveCacheTTL = 5 * time.Second
+
 // metricsSource answers the metrics collector from the engine: class state from one LVM
 // report, drives from the classes' members and refusals (recorded at setup), health from
-// the NVMe health log (one ioctl per drive per scrape).
+// the NVMe health log (one ioctl per drive, shared by the scrapes of driveCacheTTL:
+// concurrent scrapes wait for the one read in progress instead of issuing their own).
 type metricsSource struct {
 	eng *volume.Engine
+	now func() time.Time // time.Now unless a test sets it
+
+	mu     sync.Mutex // held while reading, so concurrent scrapes share one read
+	at     time.Time
+	drives []metrics.DriveStat
 }
 
-func (s metricsSource) Classes(ctx context.Context) ([]metrics.ClassStat, error) {
+func newMetricsSource(eng *volume.Engine) *metricsSource {
+	return &metricsSource{eng: eng, now: time.Now}
+}
+
+func (s *metricsSource) Classes(ctx context.Context) ([]metrics.ClassStat, error) {
 	stats, err := s.eng.Stats(ctx)
 	if err != nil {
 		return nil, err
@@ -54,8 +69,19 @@ func (s metricsSource) Classes(ctx context.Context) ([]metrics.ClassStat, error)
 
 // Drives lists each class's members and the drives it refused (the first reason code as
 // the label), sorted by class and name, each with its NVMe health when it can be read.
-func (s metricsSource) Drives(context.Context) ([]metrics.DriveStat, error) {
-	var out []metrics.DriveStat
+func (s *metricsSource) Drives(context.Context) ([]metrics.DriveStat, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drives != nil && s.now().Sub(s.at) < driveCacheTTL {
+		return append([]metrics.DriveStat(nil), s.drives...), nil
+	}
+	out := s.readDrives()
+	s.drives, s.at = out, s.now()
+	return append([]metrics.DriveStat(nil), out...), nil
+}
+
+func (s *metricsSource) readDrives() []metrics.DriveStat {
+	out := []metrics.DriveStat{}
 	add := func(c *volume.Class, ns disk.Namespace, reason string) {
 		d := metrics.DriveStat{
 			Name: ns.Name, Identity: ns.Identity(), Serial: ns.Serial, Model: ns.Model,
@@ -90,5 +116,5 @@ func (s metricsSource) Drives(context.Context) ([]metrics.DriveStat, error) {
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
+	return out
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/disk"
 	"github.com/localnvme/localnvme/pkg/lvm"
 	"github.com/localnvme/localnvme/pkg/metrics"
+	"github.com/localnvme/localnvme/pkg/nvme"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -71,7 +74,7 @@ deviceClasses:
 	}}, nil, cfg)
 	eng.Setup(context.Background())
 
-	drives, err := metricsSource{eng: eng}.Drives(context.Background())
+	drives, err := newMetricsSource(eng).Drives(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ deviceClasses:
 		t.Errorf("Drives:\n got %+v\nwant %+v", drives, want)
 	}
 
-	classes, err := metricsSource{eng: eng}.Classes(context.Background())
+	classes, err := newMetricsSource(eng).Classes(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +119,63 @@ func TestReadyNamesRefusedClasses(t *testing.T) {
 	// unauthenticated /healthz: names, not probe details
 	if strings.Contains(err.Error(), "serial") || strings.Contains(err.Error(), "/dev/") {
 		t.Errorf("Ready exposes probe details: %v", err)
+	}
+}
+
+type countingHealth struct {
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingHealth) Health(string) (*nvme.HealthLog, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // an ioctl takes a while; concurrent scrapes overlap
+	return &nvme.HealthLog{}, nil
+}
+
+// One health read per drive serves every scrape for driveCacheTTL, concurrent ones too.
+func TestMetricsSourceDrivesCachesHealth(t *testing.T) {
+	cfg, err := config.Parse([]byte("deviceClasses:\n- {name: fast, volumeGroup: vg-fast, type: thick, devices: [{serial: S0}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &staticLVM{rep: lvm.Report{
+		VGs: []lvm.VG{{Name: "vg-fast", UUID: "u", Size: 1 << 30, Free: 1 << 30, ExtentSize: 4 << 20}},
+		PVs: []lvm.PV{{Name: "/dev/nvme0n1", VGName: "vg-fast", Free: 1 << 30}},
+	}}
+	nss := []disk.Namespace{{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "S0", NSID: 1, SizeBytes: 1 << 30}}
+	eng := volume.New(l, staticDisks{nss: nss}, nil, cfg)
+	eng.Setup(context.Background())
+	h := &countingHealth{}
+	eng.SetDriveHealth(h)
+	s := newMetricsSource(eng)
+	now := time.Unix(1000, 0)
+	s.now = func() time.Time { return now }
+
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d, err := s.Drives(context.Background()); err != nil || len(d) != 1 || d[0].Health == nil {
+				t.Errorf("Drives = %+v, %v", d, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if h.reads != 1 {
+		t.Errorf("10 concurrent scrapes read the health log %d times, want 1", h.reads)
+	}
+	now = now.Add(driveCacheTTL - time.Millisecond)
+	_, _ = s.Drives(context.Background())
+	if h.reads != 1 {
+		t.Errorf("a scrape within the TTL read again (%d reads)", h.reads)
+	}
+	now = now.Add(time.Millisecond)
+	_, _ = s.Drives(context.Background())
+	if h.reads != 2 {
+		t.Errorf("after the TTL: %d reads, want 2", h.reads)
 	}
 }

@@ -57,7 +57,7 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 	eng := p.Engine
 	eng.Setup(ctx)
 	m := metrics.New()
-	m.Register(metricsSource{eng: eng})
+	m.Register(newMetricsSource(eng))
 	d, err := driver.New(driver.Options{
 		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
 		Engine: eng, Host: driver.NewOSHost(p.Exec), Exec: p.Exec, Prober: p.Prober,
