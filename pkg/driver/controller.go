@@ -237,11 +237,15 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, invalid("volume capabilities missing")
 	}
-	if _, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume); err != nil {
+	v, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume)
+	if err != nil {
 		return nil, toStatus(err)
 	}
 	if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
+	if msg := volumeMismatch(v, req.GetVolumeCapabilities(), req.GetParameters()); msg != "" {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: msg}, nil
 	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
 		VolumeContext:      req.GetVolumeContext(),
@@ -442,4 +446,29 @@ func checkRequestName(name string) error {
 		return status.Errorf(codes.InvalidArgument, "name is %d bytes; at most %d fit in the LV tag that records it (LVM tags are at most 1024 characters)", len(name), volume.MaxRequestNameLen)
 	}
 	return nil
+}
+
+// volumeMismatch says how the volume differs from what a ValidateVolumeCapabilities request
+// asks ("" when it does not): another device class, parameters that CreateVolume would
+// refuse, or a filesystem other than the one recorded on the volume.
+func volumeMismatch(v *volume.Volume, caps []*csi.VolumeCapability, params map[string]string) string {
+	class, _, err := volumeParams(params)
+	if err != nil {
+		return status.Convert(err).Message()
+	}
+	if class != "" && class != v.Class.Name {
+		return fmt.Sprintf("volume %s is in device class %s, the parameters ask for %s", v.ID, v.Class.Name, class)
+	}
+	recorded := v.FSType
+	for _, vc := range caps {
+		fs := vc.GetMount().GetFsType()
+		if vc.GetMount() == nil || fs == "" {
+			continue
+		}
+		// not formatted yet: staging makes the filesystem the capability names
+		if recorded != "" && fs != recorded {
+			return fmt.Sprintf("volume %s holds a %s filesystem, the capability asks for %s", v.ID, recorded, fs)
+		}
+	}
+	return ""
 }

@@ -15,8 +15,11 @@ type filesystems struct {
 	exec utilexec.Interface
 }
 
-// mkfsCommand returns the mkfs command line for a device. It never passes a "force" flag:
-// if mkfs finds a signature despite our probe, it refuses (stdin is not a terminal).
+// mkfsCommand returns the mkfs command line for a device. It never passes a "force" flag.
+// That is a second line of defence for xfs only: mkfs.xfs refuses a device with a
+// filesystem signature unless -f is given, but mke2fs asks "Proceed anyway?" only when
+// stdin is a terminal and otherwise overwrites. The guard is the blkid probe before mkfs
+// (ensureFilesystem: only a provably blank device is formatted).
 func mkfsCommand(fsType, dev string) (string, []string, error) {
 	switch fsType {
 	case "ext4":

@@ -333,3 +333,34 @@ func TestDeleteVolumeStillMounted(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateVolumeCapabilitiesChecksTheVolume(t *testing.T) {
+	f := newPathFixture(t)
+	ctx := context.Background()
+	ext4 := mountCap()
+	xfs := []*csi.VolumeCapability{{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "xfs"}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}}
+	check := func(what string, caps []*csi.VolumeCapability, params map[string]string, wantMsg string) {
+		t.Helper()
+		r, err := f.d.ValidateVolumeCapabilities(ctx, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: f.id, VolumeCapabilities: caps, Parameters: params})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		switch {
+		case wantMsg == "" && r.GetConfirmed() == nil:
+			t.Errorf("%s: not confirmed: %s", what, r.GetMessage())
+		case wantMsg != "" && (r.GetConfirmed() != nil || !strings.Contains(r.GetMessage(), wantMsg)):
+			t.Errorf("%s: confirmed %v, message %q; want %q", what, r.GetConfirmed() != nil, r.GetMessage(), wantMsg)
+		}
+	}
+	check("unformatted, ext4", ext4, nil, "")
+	check("unformatted, xfs", xfs, nil, "")
+	check("its class", ext4, map[string]string{ParamDeviceClass: "thin"}, "")
+	check("another class", ext4, map[string]string{ParamDeviceClass: "fast"}, "is in device class thin, the parameters ask for fast")
+	check("a typo in a parameter", ext4, map[string]string{"localnvme.io/on-node-los": "keep"}, "unknown parameter")
+	// record ext4 on the LV, as staging does
+	lv := f.l.rep.LVByName("vg-thin", f.pid.LVName)
+	lv.Tags = append(lv.Tags, volume.Tag(volume.TagFSType, "ext4"), volume.Tag(volume.TagFSUUID, "u-1"))
+	check("formatted ext4, ext4", ext4, nil, "")
+	check("formatted ext4, xfs", xfs, nil, "holds a ext4 filesystem, the capability asks for xfs")
+}
