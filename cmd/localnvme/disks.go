@@ -103,26 +103,28 @@ func disksAdopt(ctx context.Context, p *node.Parts, args []string, out io.Writer
 
 // driveJSON is the stable JSON form of `disks list -o json`.
 type driveJSON struct {
-	Device           string      `json:"device"`
-	Controller       string      `json:"controller"`
-	Identity         string      `json:"identity"`
-	Identities       []string    `json:"identities"`
-	Serial           string      `json:"serial"`
-	Model            string      `json:"model"`
-	Firmware         string      `json:"firmware"`
-	NSID             int         `json:"nsid"`
-	SizeBytes        int64       `json:"sizeBytes"`
-	LogicalBlockSize int         `json:"logicalBlockSize"`
-	EUI64            string      `json:"eui64,omitempty"`
-	NGUID            string      `json:"nguid,omitempty"`
-	UUID             string      `json:"uuid,omitempty"`
-	Class            string      `json:"class,omitempty"`
-	VolumeGroup      string      `json:"volumeGroup,omitempty"`
-	State            string      `json:"state"`
-	Reasons          []string    `json:"reasons,omitempty"`
-	ReasonCodes      []string    `json:"reasonCodes,omitempty"`
-	Health           *healthJSON `json:"health,omitempty"`
-	HealthError      string      `json:"healthError,omitempty"`
+	Device           string   `json:"device"`
+	Controller       string   `json:"controller"`
+	Identity         string   `json:"identity"`
+	Identities       []string `json:"identities"`
+	Serial           string   `json:"serial"`
+	Model            string   `json:"model"`
+	Firmware         string   `json:"firmware"`
+	NSID             int      `json:"nsid"`
+	SizeBytes        int64    `json:"sizeBytes"`
+	LogicalBlockSize int      `json:"logicalBlockSize"`
+	EUI64            string   `json:"eui64,omitempty"`
+	NGUID            string   `json:"nguid,omitempty"`
+	UUID             string   `json:"uuid,omitempty"`
+	Class            string   `json:"class,omitempty"`
+	VolumeGroup      string   `json:"volumeGroup,omitempty"`
+	State            string   `json:"state"`
+	Reasons          []string `json:"reasons,omitempty"`
+	ReasonCodes      []string `json:"reasonCodes,omitempty"`
+	// SharesIdentityWith: other namespaces answering to one of its device identities
+	SharesIdentityWith []string    `json:"sharesIdentityWith,omitempty"`
+	Health             *healthJSON `json:"health,omitempty"`
+	HealthError        string      `json:"healthError,omitempty"`
 }
 
 // healthJSON is the NVMe SMART / health log as `disks list -o json` shows it.
@@ -194,6 +196,7 @@ func disksList(ctx context.Context, p *node.Parts, args []string, out io.Writer)
 				Serial: d.Serial, Model: d.Model, Firmware: d.Firmware, NSID: d.NSID, SizeBytes: d.SizeBytes,
 				LogicalBlockSize: d.LogicalBlockSize, EUI64: d.EUI64, NGUID: d.NGUID, UUID: d.UUID,
 				Class: d.Class, VolumeGroup: d.VG, State: string(d.State), Reasons: d.Reasons, ReasonCodes: d.Codes,
+				SharesIdentityWith: d.SharesIdentityWith,
 			})
 		}
 		enc := json.NewEncoder(out)
@@ -218,6 +221,10 @@ func writeDriveTable(out io.Writer, drives []volume.Drive) {
 		detail := strings.Join(d.Reasons, "; ")
 		if d.State == volume.DriveMember {
 			detail = "volume group " + d.VG
+		}
+		if len(d.SharesIdentityWith) > 0 {
+			// it can be named only by serial and namespace
+			detail = strings.TrimSuffix("AMBIGUOUS identity, shared with "+strings.Join(d.SharesIdentityWith, ", ")+"; "+detail, "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.DevPath, d.Identity(), d.Serial, d.Model,
 			humanBytes(d.SizeBytes), healthCell(d), dash(d.Class), d.State, detail)

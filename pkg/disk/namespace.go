@@ -66,6 +66,35 @@ func (n Namespace) serialIdentity() string {
 	return "serial:" + strings.ToLower(strings.TrimSpace(n.Serial)) + "/ns" + strconv.Itoa(n.NSID)
 }
 
+// SharedIdentities returns, for each namespace (by Name), the namespaces that answer to one
+// of its device identities (nguid/eui64/uuid; the serial form is per namespace ID and not
+// counted) besides itself. A controller with bogus identifiers — what the kernel's
+// NVME_QUIRK_BOGUS_NID is for — makes two drives answer to one identity: such a drive can
+// never be selected, adopted or released by that identity.
+func SharedIdentities(nss []Namespace) map[string][]string {
+	by := map[string][]string{}
+	for _, ns := range nss {
+		ids := ns.Identities()
+		for _, id := range ids[:len(ids)-1] { // the last one is the serial form
+			by[id] = append(by[id], ns.Name)
+		}
+	}
+	out := map[string][]string{}
+	for _, ns := range nss {
+		seen := map[string]bool{ns.Name: true}
+		ids := ns.Identities()
+		for _, id := range ids[:len(ids)-1] {
+			for _, other := range by[id] {
+				if !seen[other] {
+					seen[other] = true
+					out[ns.Name] = append(out[ns.Name], other)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Matches reports whether selector (an identity string in any of the accepted spellings,
 // see NormalizeIdentity) names this namespace.
 func (n Namespace) Matches(selector string) bool {

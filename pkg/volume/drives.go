@@ -34,6 +34,9 @@ type Drive struct {
 	Reasons []string // refusal reasons (disk.Verdict refusals) or what makes it foreign
 	// Codes are the machine-readable refusal reasons (disk.Reason values).
 	Codes []string
+	// SharesIdentityWith names the other namespaces that answer to one of its device
+	// identities (disk.SharedIdentities): it can be named only by serial and namespace.
+	SharesIdentityWith []string
 	// Health is the drive's NVMe health log (nil when not read); HealthErr why it is not.
 	Health    *nvme.HealthLog
 	HealthErr error
@@ -74,9 +77,10 @@ func (e *Engine) Drives(ctx context.Context) ([]Drive, error) {
 	for _, dc := range e.cfg.DeviceClasses {
 		classOfVG[dc.VolumeGroup] = dc.Name
 	}
+	shared := disk.SharedIdentities(nss)
 	out := make([]Drive, 0, len(nss))
 	for _, ns := range nss {
-		d := Drive{Namespace: ns}
+		d := Drive{Namespace: ns, SharesIdentityWith: shared[ns.Name]}
 		d.Health, d.HealthErr = e.DriveHealth(ns)
 		if pv := pvOf(rep, ns); pv != nil {
 			d.VG = pv.VGName
@@ -127,12 +131,40 @@ func (e *Engine) findDrive(identity string) (disk.Namespace, error) {
 	if err != nil {
 		return disk.Namespace{}, fmt.Errorf("listing NVMe namespaces: %w", err)
 	}
+	var found []disk.Namespace
 	for _, ns := range nss {
 		if ns.Matches(identity) {
-			return ns, nil
+			found = append(found, ns)
 		}
 	}
-	return disk.Namespace{}, fmt.Errorf("%w: no NVMe namespace with identity %q on this node", ErrNotFound, identity)
+	switch len(found) {
+	case 0:
+		return disk.Namespace{}, fmt.Errorf("%w: no NVMe namespace with identity %q on this node", ErrNotFound, identity)
+	case 1:
+		return found[0], nil
+	}
+	return disk.Namespace{}, fmt.Errorf("%w: identity %q is ambiguous: %s all answer to it (bogus EUI-64/NGUID/UUID); name the drive by serial and namespace (serial:<serial>/ns<n>) instead", ErrPrecondition, identity, namesOf(found))
+}
+
+// uniqueIdentity is the first identity of ns that names no other namespace on this node
+// (the serial form when its device identities are shared).
+func (e *Engine) uniqueIdentity(ns disk.Namespace) string {
+	nss, err := e.disks.List()
+	if err != nil {
+		return ns.Identity()
+	}
+	for _, id := range ns.Identities() {
+		n := 0
+		for _, o := range nss {
+			if o.Matches(id) {
+				n++
+			}
+		}
+		if n == 1 {
+			return id
+		}
+	}
+	return ns.Identity()
 }
 
 // wipeable are the refusals an operator may override by naming the drive's identity:
@@ -174,8 +206,17 @@ func (e *Engine) Adopt(ctx context.Context, className, identity, forceWipe strin
 	}
 	v := e.disks.Check(ctx, ns)
 	if !v.Empty {
-		if forceWipe == "" || !ns.Matches(forceWipe) {
-			return nil, fmt.Errorf("%w: %s (%s) is not provably empty: %s; to erase it, repeat its identity: --force-wipe %s", ErrPrecondition, ns.DevPath, ns.Identity(), v, ns.Identity())
+		id := e.uniqueIdentity(ns)
+		if forceWipe == "" {
+			return nil, fmt.Errorf("%w: %s (%s) is not provably empty: %s; to erase it, repeat its identity: --force-wipe %s", ErrPrecondition, ns.DevPath, id, v, id)
+		}
+		// the confirmation must name this drive and no other
+		if fw, err := e.findDrive(forceWipe); err != nil || fw.Name != ns.Name {
+			why := "it names another drive"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, fmt.Errorf("%w: %s (%s) is not provably empty: %s; --force-wipe %q does not name it and only it (%s); to erase it, repeat its identity: --force-wipe %s", ErrPrecondition, ns.DevPath, id, v, forceWipe, why, id)
 		}
 		for _, r := range v.Refusals {
 			if !slices.Contains(wipeable, r.Reason) {

@@ -208,6 +208,15 @@ func match(sel config.DeviceSelector, nss []disk.Namespace) []disk.Namespace {
 	return out
 }
 
+// namesOf lists namespaces for messages: "/dev/nvme0n1 (serial:a/ns1) and /dev/nvme1n1 (…)".
+func namesOf(nss []disk.Namespace) string {
+	parts := make([]string, len(nss))
+	for i, ns := range nss {
+		parts[i] = fmt.Sprintf("%s (%s)", ns.DevPath, ns.Identities()[len(ns.Identities())-1])
+	}
+	return strings.Join(parts, " and ")
+}
+
 func ruleMatches(sel config.DeviceSelector, ns disk.Namespace) bool {
 	if ok, _ := path.Match(sel.ModelPattern, ns.Model); sel.ModelPattern != "" && !ok {
 		return false
@@ -238,6 +247,11 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace,
 		m := match(sel, nss)
 		if len(m) == 0 && !sel.IsRule() {
 			problems = append(problems, fmt.Sprintf("device %s: not found on this node", sel))
+		}
+		if len(m) > 1 && sel.Identity != "" {
+			// never "the first match": nothing of the class is touched
+			problems = append(problems, fmt.Sprintf("device %s: ambiguous: %s all answer to this identity (bogus EUI-64/NGUID/UUID); select the drive by serial and namespace instead (identity serial:<serial>/ns<n>)", sel, namesOf(m)))
+			continue
 		}
 		for _, ns := range m {
 			if seen[ns.Name] {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -429,5 +430,63 @@ func TestClassHealthIncludesDriveHealth(t *testing.T) {
 				t.Errorf("conditions %v, want [%s]", reasons, tt.wantReason)
 			}
 		})
+	}
+}
+
+// Two namespaces answering to one EUI-64 (a controller with bogus identifiers): a class
+// selecting that identity is refused naming both, adopt/force-wipe/release refuse it, and
+// Drives flags both; nothing is written.
+func TestAmbiguousIdentityIsRefused(t *testing.T) {
+	const eui = "eui64:00a0b0c0d0e0f001"
+	nss := []disk.Namespace{
+		{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "A", NSID: 1, EUI64: "00a0b0c0d0e0f001"},
+		{Name: "nvme1n1", DevPath: "/dev/nvme1n1", Serial: "B", NSID: 1, EUI64: "00a0b0c0d0e0f001"},
+		{Name: "nvme2n1", DevPath: "/dev/nvme2n1", Serial: "C", NSID: 1, EUI64: "00a0b0c0d0e0f002"},
+	}
+	cfg, err := config.Parse([]byte("deviceClasses:\n- {name: fast, volumeGroup: vg-fast, type: thick, devices: [{identity: " + eui + "}]}\n- {name: other, volumeGroup: vg-other, type: thick, devices: [{identity: eui64:00a0b0c0d0e0f002}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext4 := disk.Verdict{Refusals: []disk.Refusal{{Reason: disk.ReasonSignature, Detail: `TYPE="ext4"`}}}
+	d := fakeDisks{nss: nss, verdicts: map[string]disk.Verdict{"nvme0n1": ext4}}
+	f := &fakeLVM{}
+	e := New(f, d, nil, cfg)
+	e.Setup(context.Background())
+	c, _ := e.Class("fast")
+	if c.Ready || len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "ambiguous: /dev/nvme0n1 (serial:a/ns1) and /dev/nvme1n1 (serial:b/ns1) all answer") {
+		t.Errorf("class fast: ready %v, problems %q; want refused naming both drives", c.Ready, c.Problems)
+	}
+	if o, _ := e.Class("other"); !o.Ready {
+		t.Errorf("class other (an unambiguous identity) not ready: %v", o.Problems)
+	}
+	for _, call := range f.calls {
+		if strings.Contains(call, "nvme0n1") || strings.Contains(call, "nvme1n1") {
+			t.Errorf("LVM touched an ambiguous drive: %s", call)
+		}
+	}
+	w := &fakeWiper{d: d}
+	if _, err := e.Adopt(context.Background(), "other", eui, "", w); err == nil || !strings.Contains(err.Error(), "is ambiguous") {
+		t.Errorf("Adopt by the shared identity: %v, want ambiguous", err)
+	}
+	// by serial it is found, but a force-wipe naming the shared identity is no confirmation
+	if _, err := e.Adopt(context.Background(), "other", "serial:a/ns1", eui, w); err == nil || !strings.Contains(err.Error(), "does not name it and only it") || !strings.Contains(err.Error(), "--force-wipe serial:a/ns1") {
+		t.Errorf("Adopt with --force-wipe %s: %v, want refused suggesting serial:a/ns1", eui, err)
+	}
+	if len(w.wiped) != 0 {
+		t.Errorf("wiped %v", w.wiped)
+	}
+	if _, err := e.Release(context.Background(), eui); err == nil || !strings.Contains(err.Error(), "is ambiguous") {
+		t.Errorf("Release by the shared identity: %v, want ambiguous", err)
+	}
+	drives, err := e.Drives(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := map[string][]string{}
+	for _, dr := range drives {
+		shares[dr.Name] = dr.SharesIdentityWith
+	}
+	if !reflect.DeepEqual(shares["nvme0n1"], []string{"nvme1n1"}) || !reflect.DeepEqual(shares["nvme1n1"], []string{"nvme0n1"}) || shares["nvme2n1"] != nil {
+		t.Errorf("SharesIdentityWith: %v", shares)
 	}
 }
