@@ -35,7 +35,7 @@ vm() { # name drives [run.sh flags...]; the payload is $payload
 	shift 2
 	rm -rf "${OUT:?}/$name"
 	"$ROOT/hack/vm/run.sh" --payload "$payload" --out "$OUT/$name" --name "$name" --drives "$drives" \
-		--timeout "${VM_TIMEOUT:-4200}" "$@"
+		--timeout "${VM_TIMEOUT:-4200}" --smp "${LOCALNVME_VM_SMP:-2}" "$@"
 }
 
 if [[ $MODE == demo ]]; then

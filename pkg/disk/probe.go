@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
@@ -354,6 +355,9 @@ func describeSignature(kv map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
+// blkidTimeout bounds one blkid probe (it reads a few KiB; seconds even in the emulated VMs).
+const blkidTimeout = 2 * time.Minute
+
 // Signature returns blkid -p's key/values for any block device path (e.g. an LV path),
 // with found=false when blkid exits 2. Any other failure is returned as an error (a
 // *BlkidError); callers must NEVER format when err != nil. Exit 2 with a message on stderr
@@ -362,6 +366,9 @@ func (p *Prober) Signature(ctx context.Context, devPath string) (kv map[string]s
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// bounded: a device that does not answer must not wedge the caller
+	ctx, cancel := context.WithTimeout(ctx, blkidTimeout)
+	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := p.exec().CommandContext(ctx, p.blkid(), "-p", "-o", "export", devPath)
 	cmd.SetStdout(&stdout)

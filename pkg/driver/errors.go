@@ -40,6 +40,8 @@ func toStatus(err error) error {
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
+	case isTimeout(err):
+		code = codes.Unavailable // an exec killed at its own limit (lvm.Error.Timeout)
 	}
 	return status.Error(code, err.Error())
 }
@@ -52,4 +54,10 @@ func notInControllerMode(method string) error {
 	return status.Errorf(codes.Unimplemented,
 		"%s is not served by the localnvme controller: %s volumes are served by the node plugin (localnvme node) on the node that holds them",
 		method, DriverName)
+}
+
+// isTimeout: something in err's chain says it timed out (an exec killed at its limit).
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/volume"
 )
 
 // filesystems creates and grows filesystems through exec.
@@ -44,16 +47,24 @@ func mountOptions(fsType string, flags []string, readOnly bool) []string {
 	return opts
 }
 
+// mkfsTimeout bounds one mkfs: a device that stops answering must not wedge the stage.
+const mkfsTimeout = 15 * time.Minute
+
 // format runs mkfs.
 func (f *filesystems) format(ctx context.Context, fsType, dev string) error {
 	name, args, err := mkfsCommand(fsType, dev)
 	if err != nil {
 		return err
 	}
-	cmd := f.exec.CommandContext(ctx, name, args...)
+	cctx, cancel := context.WithTimeout(ctx, mkfsTimeout)
+	defer cancel()
+	cmd := f.exec.CommandContext(cctx, name, args...)
 	cmd.SetStdin(strings.NewReader(""))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fmt.Errorf("%w: %s %s did not finish within %s and was killed: %s", volume.ErrUnavailable, name, strings.Join(args, " "), mkfsTimeout, strings.TrimSpace(string(out)))
+		}
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	klog.FromContext(ctx).Info("Formatted volume", "fsType", fsType, "device", dev)

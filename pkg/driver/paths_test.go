@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -363,4 +364,15 @@ func TestValidateVolumeCapabilitiesChecksTheVolume(t *testing.T) {
 	lv.Tags = append(lv.Tags, volume.Tag(volume.TagFSType, "ext4"), volume.Tag(volume.TagFSUUID, "u-1"))
 	check("formatted ext4, ext4", ext4, nil, "")
 	check("formatted ext4, xfs", xfs, nil, "holds a ext4 filesystem, the capability asks for xfs")
+}
+
+func TestTimedOutExecIsUnavailable(t *testing.T) {
+	err := fmt.Errorf("reading LVM state: %w", &lvm.Error{Args: []string{"fullreport"}, Kind: lvm.ErrTimeout})
+	if c := status.Code(toStatus(err)); c != codes.Unavailable {
+		t.Errorf("timed-out lvm: %s, want Unavailable", c)
+	}
+	err = fmt.Errorf("reading LVM state: %w", &lvm.Error{Args: []string{"fullreport"}, Kind: context.DeadlineExceeded})
+	if c := status.Code(toStatus(err)); c != codes.DeadlineExceeded {
+		t.Errorf("lvm past the caller's deadline: %s, want DeadlineExceeded", c)
+	}
 }

@@ -29,12 +29,21 @@ type Options struct {
 	// It bounds how late changes made outside the driver (a PV gone, an LV removed by
 	// hand) are seen by the read-only paths.
 	MaxAge time.Duration
+	// CommandTimeout bounds every lvm command (default DefaultCommandTimeout): a command
+	// still running then is killed and fails with ErrTimeout, so a hung device never wedges
+	// the plugin (a refresh of the shared report included). The caller's context ends a
+	// command earlier.
+	CommandTimeout time.Duration
 	// now is the clock (tests).
 	now func() time.Time
 }
 
 // DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
 const DefaultLVMPath = "lvm"
+
+// DefaultCommandTimeout is Options.CommandTimeout's default: far above what any lvm command
+// takes on real hardware (well under a second) or in the emulated VMs (up to ~40 s).
+const DefaultCommandTimeout = 3 * time.Minute
 
 // Client runs lvm commands. It caches one Report and invalidates it on every
 // mutation. A Client is safe for concurrent use.
@@ -66,6 +75,9 @@ func New(ex utilexec.Interface, o Options) *Client {
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = DefaultCommandTimeout
 	}
 	return &Client{ex: ex, opts: o}
 }
@@ -150,6 +162,8 @@ var (
 	ErrNotFound          = errors.New("lvm: not found")
 	ErrAlreadyExists     = errors.New("lvm: already exists")
 	ErrInsufficientSpace = errors.New("lvm: insufficient space")
+	// ErrTimeout: the command ran past Options.CommandTimeout and was killed.
+	ErrTimeout = errors.New("lvm: command timed out")
 )
 
 // ErrInvalidArgument is returned (wrapped, not as *Error) when a mutation is
@@ -180,6 +194,10 @@ func (e *Error) Error() string {
 	}
 	return b.String()
 }
+
+// Timeout reports whether the command was killed at Options.CommandTimeout (the service
+// boundary answers Unavailable: a retry may find the device answering again).
+func (e *Error) Timeout() bool { return e.Kind == ErrTimeout }
 
 // Unwrap returns Kind, so errors.Is(err, ErrNotFound) works. When Kind is nil
 // it returns the underlying exec error, if any.
@@ -244,7 +262,9 @@ func (c *Client) argv(sub string, args []string) []string {
 // run executes `lvm sub [--config X] args...` and returns stdout.
 func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...string) ([]byte, error) {
 	argv := c.argv(sub, args)
-	cmd := c.ex.Command(c.opts.LVMPath, argv...)
+	cctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	defer cancel()
+	cmd := c.ex.CommandContext(cctx, c.opts.LVMPath, argv...)
 	cmd.SetEnv(append(os.Environ(), "LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1"))
 	var stdout, stderr bytes.Buffer
 	cmd.SetStdout(&stdout)
@@ -270,7 +290,15 @@ func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...str
 
 	lerr := &Error{Args: argv, ExitCode: -1, Stderr: strings.TrimSpace(stderr.String()), cause: err}
 	var ee utilexec.ExitError
-	if errors.As(err, &ee) {
+	switch {
+	case ctx.Err() != nil:
+		// the caller gave up: its context's error (DeadlineExceeded, Canceled)
+		lerr.cause = fmt.Errorf("killed after %s: %w", dur.Round(time.Millisecond), ctx.Err())
+		lerr.Kind = ctx.Err()
+	case cctx.Err() != nil:
+		lerr.cause = fmt.Errorf("killed after %s, the limit for one lvm command (a device that does not answer?)", c.opts.CommandTimeout)
+		lerr.Kind = ErrTimeout
+	case errors.As(err, &ee):
 		lerr.ExitCode = ee.ExitStatus()
 		lerr.Kind = ClassifyStderr(lerr.Stderr)
 	}
