@@ -276,6 +276,9 @@ func page(ids []string, start string, max int32) (from, to int, next string, err
 
 // ListVolumes lists this node's volumes.
 func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "max_entries %d is negative", req.GetMaxEntries())
+	}
 	vols, err := d.engine.List(ctx, volume.KindVolume)
 	if err != nil {
 		return nil, toStatus(err)
@@ -398,6 +401,9 @@ func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 
 // ListSnapshots lists snapshots, optionally one ID or those of one source volume.
 func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "max_entries %d is negative", req.GetMaxEntries())
+	}
 	snaps, err := d.engine.List(ctx, volume.KindSnapshot)
 	if err != nil {
 		return nil, toStatus(err)
