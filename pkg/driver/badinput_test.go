@@ -37,9 +37,15 @@ func TestBadInputEveryRPC(t *testing.T) {
 		noReports bool // refused before LVM's state is read
 	}
 	calls := []call{
-		{"CreateVolume no name", func() error { _, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{VolumeCapabilities: mc, Parameters: thin}); return err }, codes.InvalidArgument, true},
+		{"CreateVolume no name", func() error {
+			_, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{VolumeCapabilities: mc, Parameters: thin})
+			return err
+		}, codes.InvalidArgument, true},
 		{"CreateVolume long name", func() error { _, err := d.CreateVolume(ctx, createReq(long, thin)); return err }, codes.InvalidArgument, true},
-		{"CreateVolume no capabilities", func() error { _, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "a", Parameters: thin}); return err }, codes.InvalidArgument, true},
+		{"CreateVolume no capabilities", func() error {
+			_, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "a", Parameters: thin})
+			return err
+		}, codes.InvalidArgument, true},
 		{"CreateVolume RWX", func() error {
 			_, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "a", Parameters: thin, VolumeCapabilities: rwx})
 			return err
@@ -91,7 +97,10 @@ func TestBadInputEveryRPC(t *testing.T) {
 			_, err := d.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: forged, CapacityRange: rng})
 			return err
 		}, codes.NotFound, false},
-		{"CreateSnapshot no name", func() error { _, err := d.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{SourceVolumeId: good}); return err }, codes.InvalidArgument, true},
+		{"CreateSnapshot no name", func() error {
+			_, err := d.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{SourceVolumeId: good})
+			return err
+		}, codes.InvalidArgument, true},
 		{"CreateSnapshot long name", func() error {
 			_, err := d.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: long, SourceVolumeId: good})
 			return err
@@ -158,7 +167,10 @@ func TestBadInputEveryRPC(t *testing.T) {
 			_, err := d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: forged, StagingTargetPath: "/s", TargetPath: "/t", VolumeCapability: mc[0]})
 			return err
 		}, codes.NotFound, false},
-		{"NodeUnpublishVolume no target", func() error { _, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: good}); return err }, codes.InvalidArgument, true},
+		{"NodeUnpublishVolume no target", func() error {
+			_, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: good})
+			return err
+		}, codes.InvalidArgument, true},
 		{"NodeUnpublishVolume malformed", func() error {
 			_, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: malformed, TargetPath: "/t"})
 			return err
@@ -167,7 +179,10 @@ func TestBadInputEveryRPC(t *testing.T) {
 			_, err := d.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: good, StagingTargetPath: "s"})
 			return err
 		}, codes.InvalidArgument, true},
-		{"NodeGetVolumeStats no path", func() error { _, err := d.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: good}); return err }, codes.InvalidArgument, true},
+		{"NodeGetVolumeStats no path", func() error {
+			_, err := d.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: good})
+			return err
+		}, codes.InvalidArgument, true},
 		{"NodeGetVolumeStats malformed", func() error {
 			_, err := d.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: malformed, VolumePath: "/t"})
 			return err
@@ -176,7 +191,10 @@ func TestBadInputEveryRPC(t *testing.T) {
 			_, err := d.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: forged, VolumePath: "/t"})
 			return err
 		}, codes.NotFound, false},
-		{"NodeExpandVolume no path", func() error { _, err := d.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: good}); return err }, codes.InvalidArgument, true},
+		{"NodeExpandVolume no path", func() error {
+			_, err := d.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: good})
+			return err
+		}, codes.InvalidArgument, true},
 		{"NodeExpandVolume malformed", func() error {
 			_, err := d.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: malformed, VolumePath: "/t", CapacityRange: rng})
 			return err
