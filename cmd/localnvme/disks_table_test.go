@@ -23,3 +23,19 @@ func TestDriveTableFlagsSharedIdentity(t *testing.T) {
 		t.Errorf("row of nvme2n1 flagged:\n%s", b.String())
 	}
 }
+
+func TestMetricsListenAddr(t *testing.T) {
+	for _, tt := range []struct{ addr, ip, want string }{
+		{":9810", "", ":9810"},
+		{":9810", "10.0.2.15", "10.0.2.15:9810"},
+		{"0.0.0.0:9810", "fd00::1", "[fd00::1]:9810"},
+	} {
+		got, err := metricsListenAddr(tt.addr, tt.ip)
+		if err != nil || got != tt.want {
+			t.Errorf("metricsListenAddr(%q, %q) = %q, %v; want %q", tt.addr, tt.ip, got, err, tt.want)
+		}
+	}
+	if _, err := metricsListenAddr(":9810", "node-1"); err == nil {
+		t.Error("a host name was accepted as --metrics-ip")
+	}
+}

@@ -74,6 +74,7 @@ func runNode(args []string) int {
 	lvmConfig := fs.String("lvm-config", "", "extra LVM configuration passed to every lvm command as --config")
 	maxAge := fs.Duration("lvm-report-max-age", 30*time.Second, "serve the cached LVM report at most this long (mutations always refresh it)")
 	metricsAddr := fs.String("metrics-address", ":9810", `serve Prometheus /metrics and /healthz on this address ("" disables)`)
+	metricsIP := fs.String("metrics-ip", "", `listen for metrics only on this IP (with --metrics-address's port; the manifests pass the node's IP, so a hostNetwork pod does not listen on every interface of the node)`)
 	regDir := fs.String("kubelet-registration-dir", registration.DefaultRegistrationDir, `register with kubelet through a socket in this directory ("" disables)`)
 	kubeletEndpoint := fs.String("kubelet-csi-endpoint", "", "the CSI socket path as kubelet dials it (default: the --endpoint path)")
 	kubeletDir := fs.String("kubelet-dir", "", `refuse staging and target paths that do not resolve (through symlinks) to a path under this directory, kubelet's root ("" disables)`)
@@ -143,7 +144,12 @@ func runNode(args []string) int {
 		}
 	}
 	if *metricsAddr != "" {
-		if _, err := serveMetrics(ctx, *metricsAddr, n.Metrics, ready); err != nil {
+		addr, err := metricsListenAddr(*metricsAddr, *metricsIP)
+		if err != nil {
+			logger.Error(err, "Invalid metrics address")
+			return 1
+		}
+		if _, err := serveMetrics(ctx, addr, n.Metrics, ready); err != nil {
 			logger.Error(err, "Starting node plugin")
 			return 1
 		}

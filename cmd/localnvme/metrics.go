@@ -47,3 +47,18 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, ready fu
 	logger.Info("Serving metrics", "address", lis.Addr().String(), "paths", "/metrics /healthz")
 	return lis.Addr(), nil
 }
+
+// metricsListenAddr is addr, or with ip set, ip and addr's port (IPv6 bracketed).
+func metricsListenAddr(addr, ip string) (string, error) {
+	if ip == "" {
+		return addr, nil
+	}
+	if net.ParseIP(ip) == nil {
+		return "", fmt.Errorf("--metrics-ip %q is not an IP address", ip)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-address %q: %w", addr, err)
+	}
+	return net.JoinHostPort(ip, port), nil
+}
