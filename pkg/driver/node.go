@@ -203,36 +203,47 @@ func sigString(kv map[string]string) string {
 // stacked there, and nothing else (a foreign mount is refused and left). The directory itself
 // belongs to kubelet.
 func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if id == "" {
-		return nil, invalid("volume_id missing")
-	}
-	if staging == "" {
-		return nil, invalid("staging_target_path missing")
-	}
-	if err := checkPath("staging_target_path", staging); err != nil {
+	unlock, _, err := d.unmountVolumeAt(ctx, req.GetVolumeId(), "staging_target_path", req.GetStagingTargetPath())
+	if err != nil {
 		return nil, err
+	}
+	defer unlock()
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// unmountVolumeAt is the common part of NodeUnstageVolume and NodeUnpublishVolume: it checks
+// the request, takes the volume's lock (returned as unlock), and unmounts every mount of the
+// volume stacked on path and nothing else. gone reports that nothing is at the path.
+func (d *Driver) unmountVolumeAt(ctx context.Context, id, field, path string) (unlock func(), gone bool, err error) {
+	if id == "" {
+		return nil, false, invalid("volume_id missing")
+	}
+	if path == "" {
+		return nil, false, invalid(field + " missing")
+	}
+	if err := checkPath(field, path); err != nil {
+		return nil, false, err
 	}
 	pid, err := parseVolumeID(id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	st, err := d.inspect("staging_target_path", staging)
+	t, err := d.inspect(field, path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	unlock, err := d.engine.LockVolume(ctx, id)
+	unlock, err = d.engine.LockVolume(ctx, id)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, false, toStatus(err)
 	}
-	defer unlock()
-	if st.Kind == TargetAbsent {
-		return &csi.NodeUnstageVolumeResponse{}, nil
+	if t.Kind == TargetAbsent {
+		return unlock, true, nil
 	}
-	if err := d.unmountOwn(pid, "staging_target_path", st.Path); err != nil {
-		return nil, err
+	if err := d.unmountOwn(pid, field, t.Path); err != nil {
+		unlock()
+		return nil, false, err
 	}
-	return &csi.NodeUnstageVolumeResponse{}, nil
+	return unlock, false, nil
 }
 
 // publishedAt lists the mount points other than staging where the device is mounted:
@@ -353,36 +364,17 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // empty file that NodePublishVolume makes (never recursively).
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
-	if id == "" {
-		return nil, invalid("volume_id missing")
-	}
-	if target == "" {
-		return nil, invalid("target_path missing")
-	}
-	if err := checkPath("target_path", target); err != nil {
-		return nil, err
-	}
-	pid, err := parseVolumeID(id)
+	unlock, gone, err := d.unmountVolumeAt(ctx, id, "target_path", target)
 	if err != nil {
 		return nil, err
-	}
-	tt, err := d.inspect("target_path", target)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := d.engine.LockVolume(ctx, id)
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	defer unlock()
-	if tt.Kind == TargetAbsent {
+	if gone {
 		return &csi.NodeUnpublishVolumeResponse{}, nil
 	}
-	if err := d.unmountOwn(pid, "target_path", tt.Path); err != nil {
-		return nil, err
-	}
 	// unmounted: what is left is what publish made, or something that must stay
-	if tt, err = d.inspect("target_path", target); err != nil {
+	tt, err := d.inspect("target_path", target)
+	if err != nil {
 		return nil, err
 	}
 	switch tt.Kind {
