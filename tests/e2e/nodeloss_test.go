@@ -1184,11 +1184,6 @@ func (e *E) probeFenced(c *lossClaim) {
 		return true, "", nil
 	})
 	e.Note("LV %s on %s tagged %s (%s)", c.id.LVName, c.node, fencedTag, oneLine(reason, 140))
-	// the node plugin tells the operator on the Node (events of a Node are in "default")
-	nodeEvents := e.waitEvents(metav1.NamespaceDefault, "Node", c.node, "", 2*time.Minute, fenceapi.ReasonVolumeFenced)
-	if !hasEvent(nodeEvents, fenceapi.ReasonVolumeFenced, c.id.LVName) {
-		e.Errorf("Node %s has VolumeFenced events, none naming LV %s: %s", c.node, c.id.LVName, eventsLine(nodeEvents, 6))
-	}
 
 	// Bind a new claim to the fenced PV: free it, then a claim that names it.
 	_, err := kube.CoreV1().PersistentVolumes().Patch(e.ctx, c.pv, types.MergePatchType, []byte(`{"spec":{"claimRef":null}}`), metav1.PatchOptions{})
@@ -1429,12 +1424,3 @@ func (e *E) waitLost(c *lossClaim, timeout time.Duration) (string, string) {
 	return lostAnn, newVG
 }
 
-// hasEvent: an event of this reason whose message contains text.
-func hasEvent(evs []corev1.Event, reason, text string) bool {
-	for _, ev := range evs {
-		if ev.Reason == reason && strings.Contains(ev.Message, text) {
-			return true
-		}
-	}
-	return false
-}
