@@ -78,16 +78,16 @@ var nodeLoss struct {
 	classes  bool
 }
 
-// nodeLossEnabled: the node-loss chain runs in `make e2e` unless E2E_NODELOSS=0 (it costs
-// ~28 min of the run: each node VM is stopped and booted again once, and seven PostgreSQL
-// pods start on emulated nodes).
-var nodeLossEnabled = os.Getenv("E2E_NODELOSS") != "0"
+// nodeLossEnabled: the node-loss chain runs only with E2E_NODELOSS=1 (`make e2e-nodeloss`).
+// It passes, but costs 25-35 min on the emulated nodes (each node VM restarts once, seven
+// PostgreSQL pods start), which would put CI's .ci/run at 80-95 min (docs/limitations.md).
+var nodeLossEnabled = os.Getenv("E2E_NODELOSS") == "1"
 
 // nodeLossScenarios registers the failure scenarios (TestE2E, after the others).
 func nodeLossScenarios(t *testing.T) {
 	scenario(t, "leader-election", 6*time.Minute, testLeaderElection)
 	if !nodeLossEnabled {
-		logf("e2e: the node-loss scenarios (node-deleted, node-returns, out-of-service, rebuilt-node) are not run (E2E_NODELOSS=0)")
+		logf("e2e: the node-loss scenarios (node-deleted, node-returns, out-of-service, rebuilt-node) are not run: E2E_NODELOSS=1 or `make e2e-nodeloss` runs them")
 		return
 	}
 	lossScenario(t, "node-deleted", "", 20*time.Minute, testNodeDeleted)
