@@ -78,16 +78,16 @@ var nodeLoss struct {
 	classes  bool
 }
 
-// nodeLossEnabled: the node-loss chain runs in `make e2e` unless E2E_NODELOSS=0 (it costs
-// ~28 min of the run: each node VM is stopped and booted again once, and seven PostgreSQL
-// pods start on emulated nodes).
-var nodeLossEnabled = os.Getenv("E2E_NODELOSS") != "0"
+// nodeLossEnabled: the node-loss chain runs only with E2E_NODELOSS=1 (`make e2e-nodeloss`).
+// It passes, but costs 25-35 min on the emulated nodes (each node VM restarts once, seven
+// PostgreSQL pods start), which would put CI's .ci/run at 80-95 min (docs/limitations.md).
+var nodeLossEnabled = os.Getenv("E2E_NODELOSS") == "1"
 
 // nodeLossScenarios registers the failure scenarios (TestE2E, after the others).
 func nodeLossScenarios(t *testing.T) {
 	scenario(t, "leader-election", 6*time.Minute, testLeaderElection)
 	if !nodeLossEnabled {
-		logf("e2e: the node-loss scenarios (node-deleted, node-returns, out-of-service, rebuilt-node) are not run (E2E_NODELOSS=0)")
+		logf("e2e: the node-loss scenarios (node-deleted, node-returns, out-of-service, rebuilt-node) are not run: E2E_NODELOSS=1 or `make e2e-nodeloss` runs them")
 		return
 	}
 	lossScenario(t, "node-deleted", "", 20*time.Minute, testNodeDeleted)
@@ -1184,11 +1184,6 @@ func (e *E) probeFenced(c *lossClaim) {
 		return true, "", nil
 	})
 	e.Note("LV %s on %s tagged %s (%s)", c.id.LVName, c.node, fencedTag, oneLine(reason, 140))
-	// the node plugin tells the operator on the Node (events of a Node are in "default")
-	nodeEvents := e.waitEvents(metav1.NamespaceDefault, "Node", c.node, "", 2*time.Minute, fenceapi.ReasonVolumeFenced)
-	if !hasEvent(nodeEvents, fenceapi.ReasonVolumeFenced, c.id.LVName) {
-		e.Errorf("Node %s has VolumeFenced events, none naming LV %s: %s", c.node, c.id.LVName, eventsLine(nodeEvents, 6))
-	}
 
 	// Bind a new claim to the fenced PV: free it, then a claim that names it.
 	_, err := kube.CoreV1().PersistentVolumes().Patch(e.ctx, c.pv, types.MergePatchType, []byte(`{"spec":{"claimRef":null}}`), metav1.PatchOptions{})
@@ -1429,12 +1424,3 @@ func (e *E) waitLost(c *lossClaim, timeout time.Duration) (string, string) {
 	return lostAnn, newVG
 }
 
-// hasEvent: an event of this reason whose message contains text.
-func hasEvent(evs []corev1.Event, reason, text string) bool {
-	for _, ev := range evs {
-		if ev.Reason == reason && strings.Contains(ev.Message, text) {
-			return true
-		}
-	}
-	return false
-}
