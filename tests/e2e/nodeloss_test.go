@@ -1423,4 +1423,3 @@ func (e *E) waitLost(c *lossClaim, timeout time.Duration) (string, string) {
 	}
 	return lostAnn, newVG
 }
-
