@@ -57,7 +57,7 @@ e2e:
 # Only the failure scenarios of `make e2e` (leader election; node VMs powered off, deleted,
 # tainted, rebuilt with blank drives, under PostgreSQL StatefulSets).
 e2e-nodeloss:
-	E2E_NODELOSS=1 E2E_RUN='TestE2E/(leader-election|node-deleted|node-returns|out-of-service|rebuilt-node)$$' hack/cluster/e2e.sh
+	E2E_NODELOSS=1 E2E_RUN='TestE2E/(cluster/leader-election|node-deleted|node-returns|out-of-service|rebuilt-node)$$' hack/cluster/e2e.sh
 
 vm-smoke:
 	hack/vm/smoke.sh

@@ -263,7 +263,8 @@ func setCordon(ctx context.Context, node string, cordon bool) error {
 // The TestE2E scenarios, in order. capacity and placement look at every LV and at the
 // nodes' free space, so they run alone; the volume scenarios only at their own volumes (a
 // few hundred MiB each, far below a node's capacity), so they run at once, in the group
-// "volumes" (a -run filter names them TestE2E/volumes/<name>).
+// "volumes" (a -run filter names them TestE2E/volumes/<name>); placement and leader-election
+// run at once in the group "cluster".
 func TestE2E(t *testing.T) {
 	scenario(t, "capacity", 6*time.Minute, testCapacity)
 	t.Run("volumes", func(t *testing.T) {
@@ -275,7 +276,13 @@ func TestE2E(t *testing.T) {
 		scenarioWith(t, "rwop", 10*time.Minute, par, testRWOP)
 		scenarioWith(t, "delete", 10*time.Minute, par, testDelete)
 	})
-	scenario(t, "placement", 15*time.Minute, testPlacement)
+	// placement fills a node and cordons one; leader-election kills the fencing leader (the
+	// controller Deployment has no volumes, and prefers, not requires, one replica per node).
+	t.Run("cluster", func(t *testing.T) {
+		par := scenarioOptions{parallel: true}
+		scenarioWith(t, "placement", 15*time.Minute, par, testPlacement)
+		scenarioWith(t, "leader-election", 6*time.Minute, par, testLeaderElection)
+	})
 	// Failure scenarios (nodeloss_test.go): they power node VMs off and on, so they run last.
 	nodeLossScenarios(t)
 }

@@ -82,9 +82,9 @@ var nodeLoss struct {
 // once and seven PostgreSQL pods start: it is the largest part of `make e2e`).
 var nodeLossEnabled = os.Getenv("E2E_NODELOSS") != "0"
 
-// nodeLossScenarios registers the failure scenarios (TestE2E, after the others).
+// nodeLossScenarios registers the node-loss chain (TestE2E, after the others; the failure
+// scenario leader-election runs in the group "cluster").
 func nodeLossScenarios(t *testing.T) {
-	scenario(t, "leader-election", 6*time.Minute, testLeaderElection)
 	if !nodeLossEnabled {
 		logf("e2e: the node-loss scenarios (node-deleted, node-returns, out-of-service, rebuilt-node) are not run: E2E_NODELOSS=0")
 		return
