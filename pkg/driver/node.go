@@ -102,6 +102,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err := d.engine.Activate(ctx, v); err != nil {
 		return nil, toStatus(err)
 	}
+	// An interrupted create or thick expand left extents that may hold a deleted volume's
+	// data: zeroed before anything mounts the volume.
+	if err := d.engine.FinishZeroing(ctx, v); err != nil {
+		return nil, toStatus(err)
+	}
 	dev, devNum, err := d.device(v)
 	if err != nil {
 		return nil, toStatus(err)

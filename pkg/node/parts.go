@@ -34,7 +34,7 @@ func NewParts(o Options) *Parts {
 	prober := &disk.Prober{Exec: ex}
 	nv := nvme.Client{} // NVMe admin ioctl: namespace identifiers and SMART health
 	discoverer := disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot, IDs: nv}
-	eng := volume.New(l, disks{Discoverer: discoverer, Prober: prober}, volume.FileCopier{}, o.Config)
+	eng := volume.New(l, disks{Discoverer: discoverer, Prober: prober}, volume.DeviceIO{}, o.Config)
 	eng.SetDriveHealth(nv)
 	return &Parts{Exec: ex, LVM: l, Prober: prober, Engine: eng}
 }

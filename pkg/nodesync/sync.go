@@ -286,7 +286,7 @@ func (s *Sync) scanOrphans(ctx context.Context) {
 	seen := map[string]bool{}
 	for _, v := range vols {
 		id := v.ID.String()
-		if named[id] || v.Copying {
+		if named[id] || v.Copying || v.Zeroing {
 			continue
 		}
 		seen[id] = true

@@ -46,9 +46,13 @@ type Disks interface {
 	Check(ctx context.Context, ns disk.Namespace) disk.Verdict
 }
 
-// Copier copies size bytes from one block device to another (thick clones and restores).
-type Copier interface {
+// BlockIO writes the LVs' block devices: copies (thick clones and restores) and zeroing
+// (new thick extents, which may hold a deleted volume's data).
+type BlockIO interface {
+	// Copy copies size bytes from one block device to another and syncs.
 	Copy(ctx context.Context, src, dst string, size uint64) error
+	// Zero makes length bytes from offset read as zeros and syncs.
+	Zero(ctx context.Context, dev string, offset, length uint64) error
 }
 
 // Class is a configured device class and what the node found when it set it up.
@@ -83,7 +87,7 @@ func (c *Class) Thin() bool { return c.Type == config.TypeThin }
 type Engine struct {
 	lvm     LVM
 	disks   Disks
-	copier  Copier
+	blockIO BlockIO
 	health  DriveHealthReader
 	cfg     *config.Config
 	locks   KeyLocks
@@ -92,8 +96,8 @@ type Engine struct {
 }
 
 // New returns an engine; call Setup before serving.
-func New(l LVM, d Disks, c Copier, cfg *config.Config) *Engine {
-	e := &Engine{lvm: l, disks: d, copier: c, cfg: cfg, classes: map[string]*Class{}}
+func New(l LVM, d Disks, b BlockIO, cfg *config.Config) *Engine {
+	e := &Engine{lvm: l, disks: d, blockIO: b, cfg: cfg, classes: map[string]*Class{}}
 	for _, dc := range cfg.DeviceClasses {
 		e.classes[dc.Name] = &Class{DeviceClass: dc, Problems: []string{"not set up yet"}}
 	}

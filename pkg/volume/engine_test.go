@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,8 +66,14 @@ func (f *fakeLVM) CreateLV(_ context.Context, o lvm.CreateLVOptions) error {
 func (f *fakeLVM) CreateThinPool(context.Context, string, string, int, []string) error {
 	return errors.New("not in this fake")
 }
-func (f *fakeLVM) CreateSnapshot(context.Context, string, string, string, uint64, []string) error {
-	return errors.New("not in this fake")
+func (f *fakeLVM) CreateSnapshot(_ context.Context, vg, origin, name string, size uint64, tags []string) error {
+	for _, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == origin {
+			f.rep.LVs = append(f.rep.LVs, lvm.LV{Name: name, VGName: vg, UUID: f.uuid(), Size: lv.Size, Origin: origin, Tags: tags, Attr: "swi-a-s---", Active: true})
+			return f.log("lvcreate --snapshot %s/%s %s %d", vg, origin, name, size)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
 func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
 	for i, lv := range f.rep.LVs {
@@ -77,7 +84,15 @@ func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) ExtendLV(context.Context, string, string, uint64) error { return nil }
+func (f *fakeLVM) ExtendLV(_ context.Context, vg, name string, size uint64) error {
+	for i, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == name {
+			f.rep.LVs[i].Size = size
+			return f.log("lvextend %s/%s %d", vg, name, size)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
 func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) error {
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
@@ -87,7 +102,40 @@ func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) err
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) DeleteTags(context.Context, string, string, []string) error {
+func (f *fakeLVM) DeleteTags(_ context.Context, vg, name string, tags []string) error {
+	for i, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == name {
+			var kept []string
+			for _, t := range lv.Tags {
+				if !slices.Contains(tags, t) {
+					kept = append(kept, t)
+				}
+			}
+			f.rep.LVs[i].Tags = kept
+			return f.log("lvchange --deltag %v %s/%s", tags, vg, name)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
+
+// fakeBlockIO records copies and zeroing; fail makes the next Zero fail.
+type fakeBlockIO struct {
+	calls []string
+	fail  error
+}
+
+var _ BlockIO = (*fakeBlockIO)(nil)
+
+func (b *fakeBlockIO) Copy(_ context.Context, src, dst string, size uint64) error {
+	b.calls = append(b.calls, fmt.Sprintf("copy %s %s %d", src, dst, size))
+	return nil
+}
+func (b *fakeBlockIO) Zero(_ context.Context, dev string, offset, length uint64) error {
+	if err := b.fail; err != nil {
+		b.fail = nil
+		return err
+	}
+	b.calls = append(b.calls, fmt.Sprintf("zero %s %d+%d", dev, offset, length))
 	return nil
 }
 func (f *fakeLVM) Activate(context.Context, string, string) error { return nil }
@@ -133,7 +181,7 @@ deviceClasses:
 		{Name: "nvme0n1", DevPath: "/dev/nvme0n1", Serial: "S0", NSID: 1},
 		{Name: "nvme1n1", DevPath: "/dev/nvme1n1", Serial: "S1", NSID: 1},
 	}, verdicts: verdicts}
-	e := New(f, d, nil, cfg)
+	e := New(f, d, &fakeBlockIO{}, cfg)
 	e.Setup(context.Background())
 	return e, f
 }
@@ -373,7 +421,7 @@ func TestAdoptForceWipeRules(t *testing.T) {
 			}
 			d := fakeDisks{nss: nss, verdicts: verdicts}
 			f := &fakeLVM{}
-			e := New(f, d, nil, cfg)
+			e := New(f, d, &fakeBlockIO{}, cfg)
 			w := &fakeWiper{d: d}
 			_, err := e.Adopt(context.Background(), "fast", tt.identity, tt.force, w)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
@@ -450,7 +498,7 @@ func TestAmbiguousIdentityIsRefused(t *testing.T) {
 	ext4 := disk.Verdict{Refusals: []disk.Refusal{{Reason: disk.ReasonSignature, Detail: `TYPE="ext4"`}}}
 	d := fakeDisks{nss: nss, verdicts: map[string]disk.Verdict{"nvme0n1": ext4}}
 	f := &fakeLVM{}
-	e := New(f, d, nil, cfg)
+	e := New(f, d, &fakeBlockIO{}, cfg)
 	e.Setup(context.Background())
 	c, _ := e.Class("fast")
 	if c.Ready || len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "ambiguous: /dev/nvme0n1 (serial:a/ns1) and /dev/nvme1n1 (serial:b/ns1) all answer") {

@@ -101,6 +101,9 @@ func (e *Engine) VolumeHealth(ctx context.Context, id string) ([]Condition, erro
 		if v.Copying {
 			conds = append(conds, Condition{Reason: "CloneIncomplete", Message: "the block copy of this clone has not completed", Unreachable: true})
 		}
+		if v.Zeroing {
+			conds = append(conds, Condition{Reason: "ZeroingIncomplete", Message: fmt.Sprintf("bytes from %d on are not zeroed yet (an interrupted create or expand; the next stage or expand completes it)", v.ZeroFrom)})
+		}
 		if err := v.usable(); err != nil {
 			conds = append(conds, Condition{Reason: "VolumeFenced", Message: err.Error(), Unreachable: true})
 		}

@@ -50,6 +50,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	if src.Copying {
 		return nil, fmt.Errorf("%w: source volume %s is still being copied", ErrUnavailable, sourceID)
 	}
+	if src.Zeroing {
+		return nil, fmt.Errorf("%w: source volume %s is still being zeroed (tag %s): its create or expand has not completed", ErrUnavailable, sourceID, TagZero)
+	}
 	if err := src.usable(); err != nil {
 		return nil, fmt.Errorf("source volume %s: %w", sourceID, err)
 	}

@@ -28,6 +28,10 @@ type Volume struct {
 	Formatting string
 	// Copying is set while a thick clone's block copy has not completed.
 	Copying bool
+	// Zeroing is set while the LV's bytes from ZeroFrom to its end may hold a deleted
+	// volume's data (TagZero).
+	Zeroing  bool
+	ZeroFrom uint64
 	// Fenced is the reason recorded by Fence ("" when the LV is not fenced).
 	Fenced  string
 	Created time.Time
@@ -53,6 +57,11 @@ func (e *Engine) volumeFromLV(c *Class, vg *lvm.VG, lv lvm.LV) *Volume {
 	v.FSUUID, _ = lv.Tag(TagFSUUID)
 	v.Formatting, _ = lv.Tag(TagFSIntent)
 	_, v.Copying = lv.Tag(TagCopying)
+	if z, ok := lv.Tag(TagZero); ok {
+		// An unreadable offset zeroes the whole LV.
+		v.Zeroing = true
+		v.ZeroFrom, _ = strconv.ParseUint(z, 10, 64)
+	}
 	if s, ok := lv.Tag(TagFenced); ok {
 		if v.Fenced, _ = DecodeName(s); v.Fenced == "" {
 			v.Fenced = "lnv.fenced=" + s // not ours to decode, still fenced
@@ -242,7 +251,8 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 			return nil, wrapLVM(err, "creating thin LV")
 		}
 	default:
-		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: tags}); err != nil {
+		// Its extents may hold a deleted volume's data: zeroed before it is handed out.
+		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: append(tags, Tag(TagZero, "0"))}); err != nil {
 			return nil, wrapLVM(err, "creating LV")
 		}
 	}
@@ -277,10 +287,19 @@ func (e *Engine) finishExisting(ctx context.Context, c *Class, rep *lvm.Report, 
 		if err := e.blockCopy(ctx, c, src, v); err != nil {
 			return nil, err
 		}
+		if v.Size > src.Size {
+			// The bytes past the copy lay on extents of whatever was deleted before.
+			if err := e.zero(ctx, v, src.Size); err != nil {
+				return nil, err
+			}
+		}
 		if err := e.lvm.DeleteTags(ctx, c.VolumeGroup, lv.Name, []string{Tag(TagCopying, "1")}); err != nil {
 			return nil, wrapLVM(err, "marking the clone complete")
 		}
 		v.Copying = false
+	}
+	if err := e.finishZeroing(ctx, v); err != nil {
+		return nil, err
 	}
 	if want, _ := lv.Tag(TagRequested); r.Source != "" {
 		// A thin clone starts at its source's size; grow it to the size recorded at creation.
@@ -314,6 +333,9 @@ func (e *Engine) source(rep *lvm.Report, id string) (*Volume, error) {
 	if v.Copying {
 		return nil, fmt.Errorf("%w: content source %s is itself still being copied", ErrUnavailable, id)
 	}
+	if v.Zeroing {
+		return nil, fmt.Errorf("%w: content source %s is still being zeroed (tag %s): its create or expand has not completed", ErrUnavailable, id, TagZero)
+	}
 	if err := v.usable(); err != nil {
 		return nil, fmt.Errorf("content source %s: %w", id, err)
 	}
@@ -343,11 +365,52 @@ func (e *Engine) blockCopy(ctx context.Context, c *Class, src, dst *Volume) erro
 	start := time.Now()
 	// The copy outlives the RPC: a CO that times out and retries waits on the volume lock
 	// and then finds the clone complete, instead of restarting the copy from byte 0.
-	if err := e.copier.Copy(context.WithoutCancel(ctx), from.DevicePath(), dst.DevicePath(), from.Size); err != nil {
+	if err := e.blockIO.Copy(context.WithoutCancel(ctx), from.DevicePath(), dst.DevicePath(), from.Size); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", from.DevicePath(), dst.DevicePath(), err)
 	}
 	klog.FromContext(ctx).V(2).Info("Block copy done", "bytes", from.Size, "duration", time.Since(start))
 	return nil
+}
+
+// zero zeroes the LV from offset to its end (the LV must be active). Like the block copy it
+// outlives the RPC: a CO that times out and retries waits on the volume lock and finds the
+// work done.
+func (e *Engine) zero(ctx context.Context, v *Volume, offset uint64) error {
+	if offset >= v.Size {
+		return nil
+	}
+	start := time.Now()
+	if err := e.blockIO.Zero(context.WithoutCancel(ctx), v.DevicePath(), offset, v.Size-offset); err != nil {
+		return fmt.Errorf("zeroing %s from byte %d: %w", v.DevicePath(), offset, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Zeroed", "lv", v.LV.Name, "offset", offset, "bytes", v.Size-offset, "duration", time.Since(start))
+	return nil
+}
+
+// finishZeroing completes the zeroing TagZero records (a create or an expand that was
+// interrupted, or is being done now) and removes the tag. The caller holds the volume's lock.
+func (e *Engine) finishZeroing(ctx context.Context, v *Volume) error {
+	if !v.Zeroing {
+		return nil
+	}
+	if err := e.Activate(ctx, v); err != nil {
+		return err
+	}
+	if err := e.zero(ctx, v, v.ZeroFrom); err != nil {
+		return err
+	}
+	tag, _ := v.LV.Tag(TagZero)
+	if err := e.lvm.DeleteTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagZero, tag)}); err != nil {
+		return wrapLVM(err, "marking %s/%s zeroed", v.Class.VolumeGroup, v.LV.Name)
+	}
+	v.Zeroing, v.ZeroFrom = false, 0
+	return nil
+}
+
+// FinishZeroing is finishZeroing for the node (NodeStageVolume, under the volume's lock):
+// a volume whose create or expand was interrupted is zeroed before anything mounts it.
+func (e *Engine) FinishZeroing(ctx context.Context, v *Volume) error {
+	return e.finishZeroing(ctx, v)
 }
 
 // cowSize is the copy-on-write area of a thick snapshot: the origin size plus the exception
@@ -461,6 +524,9 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	if err := v.usable(); err != nil {
 		return nil, err
 	}
+	if err := e.finishZeroing(ctx, v); err != nil {
+		return nil, err
+	}
 	if Satisfies(v.Size, SizeRequest{Required: r.Required}) {
 		if r.Limit != 0 && v.Size > r.Limit {
 			return nil, fmt.Errorf("%w: volume is already %d bytes, more than the limit %d", ErrOutOfRange, v.Size, r.Limit)
@@ -483,11 +549,27 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	if size-v.Size > capy.Available {
 		return nil, fmt.Errorf("%w: growing by %d bytes, class %s has %d available", ErrNoSpace, size-v.Size, v.Class.Name, capy.Available)
 	}
+	// A thick LV grows onto extents that may hold a deleted volume's data: recorded before
+	// lvextend, so that a crash in between is finished by the next expand or stage. (A thin
+	// pool zeroes its chunks when it provisions them.)
+	thick := !v.Class.Thin()
+	if thick {
+		if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagZero, strconv.FormatUint(v.Size, 10))}); err != nil {
+			return nil, wrapLVM(err, "tagging %s/%s before extending it", v.Class.VolumeGroup, v.LV.Name)
+		}
+	}
 	if err := e.lvm.ExtendLV(ctx, v.Class.VolumeGroup, v.LV.Name, size); err != nil {
 		return nil, wrapLVM(err, "extending %s/%s to %d bytes", v.Class.VolumeGroup, v.LV.Name, size)
 	}
 	klog.FromContext(ctx).Info("Volume extended", "volumeID", id, "from", v.Size, "to", size)
-	return e.Resolve(ctx, id, KindVolume)
+	grown, err := e.Resolve(ctx, id, KindVolume)
+	if err != nil || !thick {
+		return grown, err
+	}
+	if err := e.finishZeroing(ctx, grown); err != nil {
+		return nil, err
+	}
+	return grown, nil
 }
 
 // List returns every volume (kind "v") or snapshot ("s") of the ready classes, sorted by ID.
