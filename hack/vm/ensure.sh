@@ -285,7 +285,7 @@ build_initramfs() {
 	# util-linux (k8s mount-utils parses their output: real ones, not busybox)
 	for x in /usr/bin/mount /usr/bin/umount /usr/bin/findmnt /usr/bin/lsblk \
 		/usr/sbin/blkid /usr/sbin/wipefs /usr/sbin/sfdisk /usr/sbin/blockdev \
-		/usr/sbin/losetup /usr/sbin/fsck; do
+		/usr/sbin/losetup /usr/sbin/fsck /usr/sbin/blkdiscard; do
 		stage_bin "$x"
 	done
 	stage_bin /usr/sbin/nvme

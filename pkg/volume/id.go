@@ -118,8 +118,8 @@ const (
 	// TagZero: the bytes from this offset (decimal) to the LV's end may still hold a deleted
 	// volume's data. Set by lvcreate of a thick volume (0) and before a thick expand (the old
 	// size); removed once BLKZEROOUT has covered the range. No volume with it is staged.
-	TagZero = "lnv.zero"
-	TagCreated   = "lnv.created" // unix nanoseconds (snapshots)
+	TagZero    = "lnv.zero"
+	TagCreated = "lnv.created" // unix nanoseconds (snapshots)
 	// TagFenced marks the LV of a PV the fencing controller released: base64url(reason).
 	// A fenced volume is never staged, published, expanded, cloned or snapshotted again;
 	// only DeleteVolume removes it.
