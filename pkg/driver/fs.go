@@ -71,9 +71,33 @@ func (f *filesystems) format(ctx context.Context, fsType, dev string) error {
 	return nil
 }
 
-// resize grows the filesystem on dev mounted at mountPath to fill the device.
-func (f *filesystems) resize(dev, mountPath string) error {
-	if _, err := mount.NewResizeFs(f.exec).Resize(dev, mountPath); err != nil {
+// resizeTimeout bounds one filesystem grow (blkid, then resize2fs or xfs_growfs).
+const resizeTimeout = 15 * time.Minute
+
+// ctxExec runs every command under ctx: mount-utils' ResizeFs calls Command, not
+// CommandContext, so without it a wedged resize2fs would hold the volume's lock forever.
+type ctxExec struct {
+	utilexec.Interface
+	ctx context.Context
+}
+
+func (e ctxExec) Command(cmd string, args ...string) utilexec.Cmd {
+	return e.Interface.CommandContext(e.ctx, cmd, args...)
+}
+
+// resize grows the filesystem on dev mounted at mountPath to fill the device, under ctx and
+// resizeTimeout (an online grow is journaled by the kernel: killing the tool mid-way leaves
+// the filesystem consistent, at its old or new size).
+func (f *filesystems) resize(ctx context.Context, dev, mountPath string) error {
+	cctx, cancel := context.WithTimeout(ctx, resizeTimeout)
+	defer cancel()
+	if _, err := mount.NewResizeFs(ctxExec{f.exec, cctx}).Resize(dev, mountPath); err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fmt.Errorf("%w: growing the filesystem on %s did not finish within %s and was killed: %w", volume.ErrUnavailable, dev, resizeTimeout, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("growing filesystem on %s: %w", dev, ctx.Err())
+		}
 		return fmt.Errorf("growing filesystem on %s: %w", dev, err)
 	}
 	return nil

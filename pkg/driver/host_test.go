@@ -1,9 +1,13 @@
 package driver
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	utilexec "k8s.io/utils/exec"
 )
 
 func TestOSHostInspectAndRemoveTarget(t *testing.T) {
@@ -77,5 +81,20 @@ func TestOSHostInspectAndRemoveTarget(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/hostname"); err != nil && !os.IsNotExist(err) {
 		t.Errorf("/etc: %v", err)
+	}
+}
+
+// ctxExec makes mount-utils' ResizeFs (which calls Command, not CommandContext) honour the
+// caller's context: a command that would run for a minute is killed when the context ends.
+func TestResizeCommandsHonourTheContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := ctxExec{utilexec.New(), ctx}.Command("sleep", "60").Run()
+	if err == nil {
+		t.Fatal("sleep 60 under a 200 ms context succeeded")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the command ran %v after its context ended", d)
 	}
 }

@@ -495,7 +495,10 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		}
 	}
 	if !block && req.GetVolumeCapability().GetBlock() == nil {
-		if err := d.fs.resize(v.DevicePath(), path); err != nil {
+		if err := d.fs.resize(ctx, v.DevicePath(), path); err != nil {
+			if errors.Is(err, volume.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return nil, toStatus(err)
+			}
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
 		klog.FromContext(ctx).Info("Filesystem grown", "volumeID", id, "bytes", v.Size, "path", path)
