@@ -62,15 +62,17 @@ RUN_START=$(date +%s)
 # ------------------------------------------------------------------ drives
 SERIALS=() SIZES=() NSFLAGS=() CRITS=() EUIS=() UUIDS=()
 parse_drives() {
-	local spec item serial size flag crit opt opts n=0 nsn=0
+	local spec item serial size flag crit eui opt opts n=0 nsn=0
 	IFS=',' read -r -a spec <<<"$DRIVES"
 	for item in "${spec[@]}"; do
 		IFS=':' read -r serial size opts <<<"$item"
 		[[ $serial =~ ^[A-Za-z0-9_.-]{1,20}$ ]] || die "drive '$item': serial must be 1-20 chars [A-Za-z0-9_.-]"
 		[[ $serial != RESULTS ]] || die "drive serial RESULTS is reserved"
 		[[ $size =~ ^[1-9][0-9]*[KMGT]?$ ]] || die "drive '$item': size must look like 512M or 3G"
-		# Options after SIZE, in any order: 'ns' and 'crit=N' (qemu's smart_critical_warning).
-		flag="" crit=""
+		# Options after SIZE, in any order: 'ns', 'crit=N' (qemu's smart_critical_warning) and
+		# 'eui=0x<16 hex>' (with ns: this EUI-64 instead of the next generated one, so that
+		# two drives can answer to one identity, as drives with bogus IDs do).
+		flag="" crit="" eui=""
 		IFS=':' read -r -a opts <<<"$opts"
 		for opt in "${opts[@]}"; do
 			case $opt in
@@ -88,15 +90,21 @@ parse_drives() {
 				[[ $((crit & ~0x1f)) -eq 0 ]] ||
 					die "drive '$item': crit=$crit has bits qemu rejects (allowed: 0x1f)"
 				;;
-			*) die "drive '$item': unknown option '$opt' (allowed: ns, crit=N)" ;;
+			eui=*)
+				[[ -z $eui ]] || die "drive '$item': 'eui=' given twice"
+				eui=${opt#eui=}
+				[[ $eui =~ ^0x[0-9a-f]{16}$ ]] || die "drive '$item': eui must be 0x and 16 lowercase hex digits (got '$eui')"
+				;;
+			*) die "drive '$item': unknown option '$opt' (allowed: ns, crit=N, eui=0x…)" ;;
 			esac
 		done
 		local s
 		for s in "${SERIALS[@]}"; do [[ $s != "$serial" ]] || die "duplicate drive serial $serial"; done
 		SERIALS+=("$serial") SIZES+=("$size") NSFLAGS+=("$flag") CRITS+=("$crit")
+		[[ -z $eui || $flag == ns ]] || die "drive '$item': eui= needs ns"
 		if [[ $flag == ns ]]; then
 			nsn=$((nsn + 1))
-			EUIS+=("$(printf '0x00a0b0c0d0e0f%03x' "$nsn")")
+			EUIS+=("${eui:-$(printf '0x00a0b0c0d0e0f%03x' "$nsn")}")
 			UUIDS+=("$(printf '6c6e766d-0000-4000-8000-%012x' "$nsn")")
 		else
 			EUIS+=("-") UUIDS+=("-")
