@@ -7,7 +7,8 @@
 # made: the line "LOCALNVME-INITDB <UTC date>" goes to stdout (the container log) and is
 # appended to $PGDATA/../initdb.log; then, into an empty PGDATA, the image's template
 # cluster is copied (made by initdb at image build: trust auth, UTF-8, C.UTF-8; every copy
-# has the same system identifier, which only replication would notice), or else initdb runs
+# has the same system identifier, which only replication would notice) and synced, as
+# initdb syncs what it makes, or else initdb runs
 # as user postgres with those options. Then postgres runs (exec, PID 1) as user postgres, listening only on the unix
 # socket in /tmp (psql -h /tmp -U postgres; pg_isready -h /tmp). Arguments are passed to
 # postgres (e.g. -c fsync=off).
@@ -34,7 +35,11 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
 	t0=$(date +%s)
 	if [[ -s $TEMPLATE/PG_VERSION && -z $(ls -A "$PGDATA") ]]; then
 		"${as_postgres[@]}" cp -a "$TEMPLATE/." "$PGDATA/"
-		log "fresh cluster: the image's initdb template copied in $(($(date +%s) - t0)) s"
+		# initdb fsyncs the cluster it made; a copy must too, or files that postgres never
+		# rewrites (catalogs, pg_control's neighbours) can come back empty after a power
+		# loss, and crash recovery fails. syncfs of the volume's filesystem.
+		sync -f "$PGDATA"
+		log "fresh cluster: the image's initdb template copied and synced in $(($(date +%s) - t0)) s"
 	else
 		"${as_postgres[@]}" initdb -D "$PGDATA" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8
 		log "initdb done in $(($(date +%s) - t0)) s"

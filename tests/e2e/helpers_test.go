@@ -703,6 +703,27 @@ func (e *E) podDiagnostics(name string) string {
 		return fmt.Sprintf("pod %s: %v", name, err)
 	}
 	out := fmt.Sprintf("pod %s: %s; events: %s", name, podStatusLine(p), eventsLine(e.events("Pod", name), 6))
+	// A container that ended or restarted: what it said (its previous run's log first).
+	if cs := containerStatus(p); cs != nil && (cs.RestartCount > 0 || cs.State.Terminated != nil) {
+		for _, prev := range []bool{true, false} {
+			if prev && cs.RestartCount == 0 {
+				continue
+			}
+			tail := int64(25)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			b, err := kube.CoreV1().Pods(e.ns).GetLogs(name, &corev1.PodLogOptions{Container: cs.Name, Previous: prev, TailLines: &tail}).DoRaw(ctx)
+			cancel()
+			which := "log"
+			if prev {
+				which = "previous run's log"
+			}
+			if err != nil {
+				out += fmt.Sprintf("; container %s %s: %v", cs.Name, which, err)
+			} else {
+				out += fmt.Sprintf("; container %s %s (last %d lines): %s", cs.Name, which, tail, strings.Join(strings.Split(strings.TrimSpace(string(b)), "\n"), " | "))
+			}
+		}
+	}
 	for _, v := range p.Spec.Volumes {
 		if v.PersistentVolumeClaim != nil {
 			c := v.PersistentVolumeClaim.ClaimName
