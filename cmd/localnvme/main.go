@@ -7,8 +7,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -78,6 +80,7 @@ func runNode(args []string) int {
 	regDir := fs.String("kubelet-registration-dir", registration.DefaultRegistrationDir, `register with kubelet through a socket in this directory ("" disables)`)
 	kubeletEndpoint := fs.String("kubelet-csi-endpoint", "", "the CSI socket path as kubelet dials it (default: the --endpoint path)")
 	kubeletDir := fs.String("kubelet-dir", "", `refuse staging and target paths that do not resolve (through symlinks) to a path under this directory, kubelet's root ("" disables)`)
+	socketGroup := fs.String("csi-socket-group", "", `numeric GID that may connect to the CSI socket besides root: the socket is made 0660 with this group, for sidecars that run as non-root in it ("": 0600, root only)`)
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 
@@ -86,6 +89,11 @@ func runNode(args []string) int {
 	logger := klog.Background().WithValues("node", *nodeID)
 	ctx = klog.NewContext(ctx, logger)
 
+	sockGID, err := parseSocketGroup(*socketGroup)
+	if err != nil {
+		logger.Error(err, "Invalid --csi-socket-group")
+		return 2
+	}
 	if *nodeID == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -99,7 +107,7 @@ func runNode(args []string) int {
 		logger.Error(err, "Invalid configuration", "path", *cfgPath)
 		return 1
 	}
-	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge, KubeletDir: *kubeletDir})
+	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge, KubeletDir: *kubeletDir, SocketGroup: sockGID})
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1
@@ -172,6 +180,21 @@ func runNode(args []string) int {
 		}
 	}
 	return rc
+}
+
+// parseSocketGroup parses --csi-socket-group: "" is no group (nil), else a numeric GID. A
+// group name is refused: the image has no group database to resolve it against, and the
+// GID must match the sidecars' securityContext, which is numeric too.
+func parseSocketGroup(s string) (*int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	g, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || g == math.MaxUint32 { // (uint32)-1 means "leave the group alone" to chown
+		return nil, fmt.Errorf("%q is not a numeric GID", s)
+	}
+	gid := int(g)
+	return &gid, nil
 }
 
 // startNodeSync publishes the node's incarnation (retrying until it succeeds or ctx ends,

@@ -72,6 +72,9 @@ type Options struct {
 	// KubeletDir, when set, is kubelet's root directory: every staging and target path must
 	// resolve (through symlinks) to a path under its resolved form.
 	KubeletDir string
+	// SocketGroup, when set, is the GID that may connect to the CSI socket besides its
+	// owner (mode 0660 with that group; non-root sidecars run in it). nil: mode 0600.
+	SocketGroup *int
 }
 
 // Driver implements the CSI services.
@@ -92,6 +95,9 @@ type Driver struct {
 	icpts   []grpc.UnaryServerInterceptor
 	// kubeletDir: Options.KubeletDir with its symlinks resolved ("": no such check)
 	kubeletDir string
+	// socketGroup: Options.SocketGroup; sockFS restricts the socket (osSocketFS)
+	socketGroup *int
+	sockFS      socketFS
 }
 
 // New returns a driver.
@@ -115,6 +121,14 @@ func New(o Options) (*Driver, error) {
 	}
 	d := &Driver{nodeID: o.NodeID, version: o.Version, mode: o.Mode, engine: o.Engine, host: o.Host, exec: o.Exec, prober: o.Prober, icpts: o.Interceptors}
 	d.fs = &filesystems{exec: o.Exec}
+	d.sockFS = osSocketFS{}
+	if o.SocketGroup != nil {
+		if *o.SocketGroup < 0 || int64(*o.SocketGroup) >= 1<<32-1 {
+			return nil, fmt.Errorf("CSI socket group %d is not a valid GID", *o.SocketGroup)
+		}
+		g := *o.SocketGroup
+		d.socketGroup = &g
+	}
 	if o.KubeletDir != "" {
 		if !filepath.IsAbs(o.KubeletDir) {
 			return nil, fmt.Errorf("kubelet directory %q is not an absolute path", o.KubeletDir)
@@ -140,9 +154,14 @@ func SocketPath(endpoint string) string {
 	return path
 }
 
-// Serve listens on endpoint (unix:///path or a path) until ctx ends.
+// Serve listens on endpoint (unix:///path or a path) until ctx ends. A stale socket at the
+// path (left by a process that did not stop cleanly) is replaced; the new socket gets its
+// mode and group (Options.SocketGroup) before anything is served on it.
 func (d *Driver) Serve(ctx context.Context, endpoint string) error {
-	path := SocketPath(endpoint)
+	path, err := filepath.Abs(SocketPath(endpoint))
+	if err != nil {
+		return fmt.Errorf("CSI socket path: %w", err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return fmt.Errorf("%s exists and is not a socket; refusing to remove it", path)
@@ -155,10 +174,11 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", path, err)
 	}
-	// Only root (kubelet, the sidecars) may connect: the socket can stage, format and delete.
-	if err := os.Chmod(path, 0o600); err != nil {
-		_ = lis.Close()
-		return fmt.Errorf("restricting %s to its owner: %w", path, err)
+	// Only the owner (root in the node plugin: kubelet, root sidecars) and, when set, the
+	// socket group (non-root sidecars) may connect: the socket can stage, format and delete.
+	if err := restrictSocket(d.sockFS, path, d.socketGroup); err != nil {
+		_ = lis.Close() // unlinks the socket: listeners made by net.Listen unlink on close
+		return err
 	}
 	srv := d.GRPCServer(klog.FromContext(ctx))
 	go func() {

@@ -34,6 +34,9 @@ type Options struct {
 	// KubeletDir, when set, confines staging and target paths to kubelet's directory
 	// (driver.Options.KubeletDir).
 	KubeletDir string
+	// SocketGroup, when set, may connect to the CSI socket besides root
+	// (driver.Options.SocketGroup).
+	SocketGroup *int
 }
 
 // disks joins discovery and the emptiness probe.
@@ -63,6 +66,7 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 		Engine: eng, Host: driver.NewOSHost(p.Exec), Exec: p.Exec, Prober: p.Prober,
 		Interceptors: []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()},
 		KubeletDir:   o.KubeletDir,
+		SocketGroup:  o.SocketGroup,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating driver: %w", err)

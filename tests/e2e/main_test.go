@@ -266,6 +266,8 @@ func setCordon(ctx context.Context, node string, cordon bool) error {
 // "volumes" (a -run filter names them TestE2E/volumes/<name>); placement and leader-election
 // run at once in the group "cluster".
 func TestE2E(t *testing.T) {
+	// Read-only and quick; first, before anything restarts a driver pod.
+	scenario(t, "nonroot", 4*time.Minute, testNonRoot)
 	scenario(t, "capacity", 6*time.Minute, testCapacity)
 	t.Run("volumes", func(t *testing.T) {
 		par := scenarioOptions{parallel: true}
