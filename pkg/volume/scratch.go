@@ -112,13 +112,23 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 	}
 
 	// 1. The scratch LV, on extents that may hold a deleted volume's data.
-	err := e.allocating(ctx, c.VolumeGroup, func() error {
-		return e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: added, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize),
-			Tags: []string{Tag(TagKind, string(kindScratch)), Tag(TagScratchFor, owner)}})
-	})
+	unlock, err := e.lockAllocation(ctx, c.VolumeGroup)
+	if err != nil {
+		return err
+	}
+	err = e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: added, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize),
+		Tags: []string{Tag(TagKind, string(kindScratch)), Tag(TagScratchFor, owner)}})
+	unlock()
 	dctx := context.WithoutCancel(ctx)
 	if err != nil {
-		e.dropScratch(dctx, c, name) // an lvcreate cut short may still have committed
+		// An lvcreate cut short may still have committed; an LV of that name that is not
+		// tagged as this volume's scratch (lvcreate: "already exists") stays.
+		e.lvm.Invalidate()
+		if rep, rerr := e.lvm.Report(dctx); rerr == nil {
+			if _, rerr := e.removeScratch(dctx, c, rep, owner); rerr != nil {
+				logger.Error(rerr, "After a failed lvcreate of the scratch LV")
+			}
+		}
 		return wrapLVM(err, "creating the scratch LV %s/%s (%d bytes) to zero the extents the expand adds", c.VolumeGroup, name, added)
 	}
 	removed := false
@@ -146,7 +156,7 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 
 	// 3. Under the allocation lock: tag, remove the scratch, lvextend onto its extents.
 	lctx, cancel := context.WithTimeout(dctx, allocationWait)
-	unlock, err := e.lockAllocation(lctx, c.VolumeGroup)
+	unlock, err = e.lockAllocation(lctx, c.VolumeGroup)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: expanding %s/%s: %w", ErrUnavailable, c.VolumeGroup, owner, err)
