@@ -318,3 +318,43 @@ func (c *Client) PVRemove(ctx context.Context, dev string) error {
 	}
 	return c.mutate(ctx, "pvremove", dev)
 }
+
+// ExtendLVOptions grow an LV onto exactly the physical extents named.
+type ExtendLVOptions struct {
+	VG, Name   string
+	Size       uint64    // the new size, bytes
+	Stripes    int       // stripes of the new segment(s) (-i N; 0 means 1)
+	StripeSize uint64    // bytes (-I <n>b), only used with Stripes > 1
+	Ranges     []PERange // the only extents lvm may allocate from (PV:first-last)
+}
+
+// ExtendLVOnto grows vg/name to o.Size bytes, allocating only from o.Ranges:
+// `lvextend -i N [-I <n>b] -L <n>b vg/name pv:first-last...`. lvm refuses (and changes
+// nothing) when the ranges do not hold enough free extents for the new segment(s), for
+// example because another LV took some of them: "Insufficient free space: …" or "No
+// specified PVs have space available".
+func (c *Client) ExtendLVOnto(ctx context.Context, o ExtendLVOptions) error {
+	ref, err := lvRef(o.VG, o.Name)
+	if err != nil {
+		return err
+	}
+	if o.Size == 0 {
+		return invalidf("LV size must be > 0")
+	}
+	if len(o.Ranges) == 0 {
+		return invalidf("no physical extent ranges given")
+	}
+	stripes := max(o.Stripes, 1)
+	args := []string{"-i", strconv.Itoa(stripes)}
+	if stripes > 1 && o.StripeSize > 0 {
+		args = append(args, "-I", bytesArg(o.StripeSize))
+	}
+	args = append(args, "-L", bytesArg(o.Size), ref)
+	for _, r := range o.Ranges {
+		if !strings.HasPrefix(r.PV, "/") || strings.ContainsAny(r.PV, ": \t,") || r.First > r.Last {
+			return invalidf("invalid physical extent range %q", r.String())
+		}
+		args = append(args, r.String())
+	}
+	return c.mutate(ctx, "lvextend", args...)
+}

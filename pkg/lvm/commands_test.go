@@ -63,6 +63,13 @@ func TestMutationCommandLines(t *testing.T) {
 			[]string{"lvremove", "-f", "nvmevg/pvc-1"}},
 		{"lvextend", func(c *Client) error { return c.ExtendLV(ctx, "nvmevg", "pvc-1", 2<<30) },
 			[]string{"lvextend", "-L", "2147483648b", "nvmevg/pvc-1"}},
+		{"lvextend onto ranges", func(c *Client) error {
+			return c.ExtendLVOnto(ctx, ExtendLVOptions{VG: "nvmevg", Name: "pvc-1", Size: 2 << 30, Ranges: []PERange{{PV: "/dev/nvme0n1", First: 256, Last: 511}}})
+		}, []string{"lvextend", "-i", "1", "-L", "2147483648b", "nvmevg/pvc-1", "/dev/nvme0n1:256-511"}},
+		{"lvextend onto striped ranges", func(c *Client) error {
+			return c.ExtendLVOnto(ctx, ExtendLVOptions{VG: "nvmevg", Name: "pvc-1", Size: 96 << 20, Stripes: 2, StripeSize: 64 << 10, Ranges: []PERange{
+				{PV: "/dev/nvme0n1", First: 5, Last: 6}, {PV: "/dev/nvme1n1", First: 5, Last: 6}, {PV: "/dev/nvme0n1", First: 12, Last: 12}, {PV: "/dev/nvme1n1", First: 12, Last: 12}}})
+		}, []string{"lvextend", "-i", "2", "-I", "65536b", "-L", "100663296b", "nvmevg/pvc-1", "/dev/nvme0n1:5-6", "/dev/nvme1n1:5-6", "/dev/nvme0n1:12-12", "/dev/nvme1n1:12-12"}},
 		{"addtag", func(c *Client) error { return c.AddTags(ctx, "nvmevg", "pvc-1", []string{"a=b", "c"}) },
 			[]string{"lvchange", "--addtag", "a=b", "--addtag", "c", "nvmevg/pvc-1"}},
 		{"deltag", func(c *Client) error { return c.DeleteTags(ctx, "nvmevg", "pvc-1", []string{"a=b"}) },
@@ -162,6 +169,16 @@ func TestInvalidArguments(t *testing.T) {
 		{"snapshot bad tag", func(c *Client) error { return c.CreateSnapshot(ctx, "vg", "o", "s", 0, []string{"x,y"}) }},
 		{"lvremove bad vg", func(c *Client) error { return c.RemoveLV(ctx, "", "lv") }},
 		{"lvextend zero", func(c *Client) error { return c.ExtendLV(ctx, "vg", "lv", 0) }},
+		{"lvextend onto no ranges", func(c *Client) error {
+			return c.ExtendLVOnto(ctx, ExtendLVOptions{VG: "vg", Name: "lv", Size: 1 << 30})
+		}},
+		{"lvextend onto a relative PV", func(c *Client) error {
+			return c.ExtendLVOnto(ctx, ExtendLVOptions{VG: "vg", Name: "lv", Size: 1 << 30, Ranges: []PERange{{PV: "nvme0n1", First: 0, Last: 1}}})
+		}},
+		{"lvextend onto a reversed range", func(c *Client) error {
+			return c.ExtendLVOnto(ctx, ExtendLVOptions{VG: "vg", Name: "lv", Size: 1 << 30, Ranges: []PERange{{PV: "/dev/nvme0n1", First: 2, Last: 1}}})
+		}},
+		{"segments of a bad LV name", func(c *Client) error { _, err := c.Segments(ctx, "vg", "a/b"); return err }},
 		{"addtag bad", func(c *Client) error { return c.AddTags(ctx, "vg", "lv", []string{""}) }},
 		{"activate bad", func(c *Client) error { return c.Activate(ctx, "vg", "..") }},
 		{"deactivate bad", func(c *Client) error { return c.Deactivate(ctx, "v g", "lv") }},
@@ -200,6 +217,8 @@ func TestErrorClassification(t *testing.T) {
 		{"extend insufficient", "  Insufficient free space: 2044 extents needed, but only 74 available", 5, ErrInsufficientSpace},
 		{"allocatable extents (lvm text)", "  Insufficient suitable allocatable extents for logical volume lv: 100 more required", 5, ErrInsufficientSpace},
 		{"allocatable extents lower case (lvm text)", "  insufficient suitable allocatable extents found", 5, ErrInsufficientSpace},
+		{"extend onto ranges partly taken", "  WARNING: Activation disabled. No device-mapper interaction will be attempted.\n  Insufficient free space: 2 extents needed, but only 1 available", 5, ErrInsufficientSpace},
+		{"extend onto ranges all taken", "  WARNING: No free extents on physical volume \"/dev/loop1\".\n  No specified PVs have space available.", 5, ErrInsufficientSpace},
 		{"thin pool threshold (lvm text)", "  Cannot create new thin volume, free space in thin pool vg/pool0 reached threshold.", 5, ErrInsufficientSpace},
 		{"warning-only not found is ignored", "  WARNING: Device for PV rHjHg2-wff3 not found or rejected by a filter.\n  Can't initialize physical volume \"/dev/loop0\" of volume group \"vg\" without -ff", 5, nil},
 		{"unclassified", "  Can't initialize physical volume \"/dev/loop0\" of volume group \"lnvtestvg\" without -ff\n  /dev/loop0: physical volume not initialized.", 5, nil},

@@ -218,6 +218,7 @@ var errorPatterns = []struct {
 		"insufficient suitable allocatable extents",
 		"insufficient free extents",
 		"free space in thin pool",
+		"no specified pvs have space available",
 	}},
 	{ErrAlreadyExists, []string{"already exists"}},
 	{ErrNotFound, []string{

@@ -32,6 +32,8 @@ type LVM interface {
 	CreateSnapshot(ctx context.Context, vg, origin, name string, cowSize uint64, tags []string) error
 	RemoveLV(ctx context.Context, vg, name string) error
 	ExtendLV(ctx context.Context, vg, name string, size uint64) error
+	ExtendLVOnto(ctx context.Context, o lvm.ExtendLVOptions) error
+	Segments(ctx context.Context, vg, lv string) ([]lvm.Segment, error)
 	AddTags(ctx context.Context, vg, name string, tags []string) error
 	DeleteTags(ctx context.Context, vg, name string, tags []string) error
 	Activate(ctx context.Context, vg, name string) error

@@ -22,6 +22,128 @@ type fakeLVM struct {
 	seq     int
 	calls   []string
 	reports int
+	// ext holds the physical extents of the thick LVs, by "vg/lv", in allocation order
+	// (fakePEs extents of 4 MiB on every PV, first fit).
+	ext map[string][]lvm.PERange
+	// trace, if set, also records the calls, the segment reads and (with the fake BlockIO's
+	// trace pointing to the same slice) the block I/O, in order.
+	trace *[]string
+	// after, if set, runs after each recorded mutation (to make something happen in between).
+	after func(call string)
+}
+
+const fakePEs = 256
+
+// ctxErr is what a real lvm exec returns when the caller's context has ended.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &lvm.Error{Kind: err}
+	}
+	return nil
+}
+
+func (f *fakeLVM) taken(pv string, pe uint64) bool {
+	for _, rs := range f.ext {
+		for _, r := range rs {
+			if r.PV == pv && r.First <= pe && pe <= r.Last {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// alloc finds extents first fit: extents/stripes on each of the VG's first `stripes` PVs.
+func (f *fakeLVM) alloc(vg string, extents uint64, stripes int) ([]lvm.PERange, error) {
+	stripes = max(stripes, 1)
+	var pvs []string
+	for _, pv := range f.rep.PVs {
+		if pv.VGName == vg {
+			pvs = append(pvs, pv.Name)
+		}
+	}
+	if len(pvs) < stripes {
+		return nil, &lvm.Error{Kind: lvm.ErrInsufficientSpace, Stderr: "Insufficient suitable allocatable extents"}
+	}
+	var out []lvm.PERange
+	for _, pv := range pvs[:stripes] {
+		need := extents / uint64(stripes)
+		for pe := uint64(0); pe < fakePEs && need > 0; pe++ {
+			if f.taken(pv, pe) {
+				continue
+			}
+			if n := len(out); n > 0 && out[n-1].PV == pv && out[n-1].Last == pe-1 {
+				out[n-1].Last = pe
+			} else {
+				out = append(out, lvm.PERange{PV: pv, First: pe, Last: pe})
+			}
+			need--
+		}
+		if need > 0 {
+			return nil, &lvm.Error{Kind: lvm.ErrInsufficientSpace, Stderr: "Insufficient free space"}
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLVM) give(vg, lv string, rs []lvm.PERange) {
+	if f.ext == nil {
+		f.ext = map[string][]lvm.PERange{}
+	}
+	f.ext[vg+"/"+lv] = append(f.ext[vg+"/"+lv], rs...)
+}
+
+func (f *fakeLVM) ExtendLVOnto(ctx context.Context, o lvm.ExtendLVOptions) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	var rs []string
+	var n uint64
+	for _, r := range o.Ranges {
+		rs = append(rs, r.String())
+		n += r.Len()
+	}
+	call := fmt.Sprintf("lvextend %s/%s %d -i %d -I %d %s", o.VG, o.Name, o.Size, o.Stripes, o.StripeSize, strings.Join(rs, " "))
+	for i, lv := range f.rep.LVs {
+		if lv.VGName != o.VG || lv.Name != o.Name {
+			continue
+		}
+		for _, r := range o.Ranges {
+			for pe := r.First; pe <= r.Last; pe++ {
+				if f.taken(r.PV, pe) {
+					f.log("FAILED %s", call)
+					return &lvm.Error{Kind: lvm.ErrInsufficientSpace, ExitCode: 5, Stderr: "Insufficient free space: 2 extents needed, but only 1 available"}
+				}
+			}
+		}
+		if n*(4<<20) != o.Size-lv.Size {
+			f.log("FAILED %s", call)
+			return &lvm.Error{Kind: lvm.ErrInsufficientSpace, ExitCode: 5, Stderr: "Insufficient free space"}
+		}
+		f.give(o.VG, o.Name, o.Ranges)
+		f.rep.LVs[i].Size = o.Size
+		return f.log("%s", call)
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
+
+func (f *fakeLVM) Segments(ctx context.Context, vg, name string) ([]lvm.Segment, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if f.trace != nil {
+		*f.trace = append(*f.trace, fmt.Sprintf("lvs --segments %s/%s", vg, name))
+	}
+	var out []lvm.Segment
+	for _, lv := range f.rep.LVs {
+		if lv.VGName == vg && (name == "" || lv.Name == name) {
+			out = append(out, lvm.Segment{LV: lv.Name, SegType: "linear", Stripes: 1, Ranges: f.ext[vg+"/"+lv.Name]})
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, &lvm.Error{Kind: lvm.ErrNotFound}
+	}
+	return out, nil
 }
 
 func (f *fakeLVM) uuid() string {
@@ -36,7 +158,14 @@ func (f *fakeLVM) Report(context.Context) (*lvm.Report, error) {
 }
 func (f *fakeLVM) Invalidate() {}
 func (f *fakeLVM) log(s string, a ...any) error {
-	f.calls = append(f.calls, fmt.Sprintf(s, a...))
+	call := fmt.Sprintf(s, a...)
+	f.calls = append(f.calls, call)
+	if f.trace != nil {
+		*f.trace = append(*f.trace, call)
+	}
+	if f.after != nil {
+		f.after(call)
+	}
 	return nil
 }
 func (f *fakeLVM) PVCreate(_ context.Context, dev string, _ uint64) error {
@@ -59,8 +188,21 @@ func (f *fakeLVM) VGExtend(_ context.Context, name string, devs []string) error 
 	return f.log("vgextend %s %v", name, devs)
 }
 func (f *fakeLVM) VGChangeActivate(_ context.Context, vg string) error { return nil }
-func (f *fakeLVM) CreateLV(_ context.Context, o lvm.CreateLVOptions) error {
+func (f *fakeLVM) CreateLV(ctx context.Context, o lvm.CreateLVOptions) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if o.ThinPool == "" {
+		rs, err := f.alloc(o.VG, o.Size/(4<<20), o.Stripes)
+		if err != nil {
+			return err
+		}
+		f.give(o.VG, o.Name, rs)
+	}
 	f.rep.LVs = append(f.rep.LVs, lvm.LV{Name: o.Name, VGName: o.VG, UUID: f.uuid(), Size: o.Size, Tags: o.Tags, Attr: "-wi-a-----", Active: true})
+	if o.Stripes > 1 {
+		return f.log("lvcreate %s/%s %d -i %d -I %d", o.VG, o.Name, o.Size, o.Stripes, o.StripeSize)
+	}
 	return f.log("lvcreate %s/%s %d", o.VG, o.Name, o.Size)
 }
 func (f *fakeLVM) CreateThinPool(context.Context, string, string, int, []string) error {
@@ -75,25 +217,42 @@ func (f *fakeLVM) CreateSnapshot(_ context.Context, vg, origin, name string, siz
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) RemoveLV(_ context.Context, vg, name string) error {
+func (f *fakeLVM) RemoveLV(ctx context.Context, vg, name string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
 			f.rep.LVs = append(f.rep.LVs[:i], f.rep.LVs[i+1:]...)
+			delete(f.ext, vg+"/"+name)
 			return f.log("lvremove %s/%s", vg, name)
 		}
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) ExtendLV(_ context.Context, vg, name string, size uint64) error {
+func (f *fakeLVM) ExtendLV(ctx context.Context, vg, name string, size uint64) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
+			if _, thick := f.ext[vg+"/"+name]; thick && size > lv.Size {
+				rs, err := f.alloc(vg, (size-lv.Size)/(4<<20), 1)
+				if err != nil {
+					return err
+				}
+				f.give(vg, name, rs)
+			}
 			f.rep.LVs[i].Size = size
 			return f.log("lvextend %s/%s %d", vg, name, size)
 		}
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) error {
+func (f *fakeLVM) AddTags(ctx context.Context, vg, name string, tags []string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
 			f.rep.LVs[i].Tags = append(append([]string(nil), lv.Tags...), tags...)
@@ -102,7 +261,10 @@ func (f *fakeLVM) AddTags(_ context.Context, vg, name string, tags []string) err
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
-func (f *fakeLVM) DeleteTags(_ context.Context, vg, name string, tags []string) error {
+func (f *fakeLVM) DeleteTags(ctx context.Context, vg, name string, tags []string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	for i, lv := range f.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {
 			var kept []string
@@ -118,10 +280,13 @@ func (f *fakeLVM) DeleteTags(_ context.Context, vg, name string, tags []string) 
 	return &lvm.Error{Kind: lvm.ErrNotFound}
 }
 
-// fakeBlockIO records copies and zeroing; fail makes the next Zero fail.
+// fakeBlockIO records copies and zeroing; fail makes the next Zero fail; onZero, if set,
+// runs inside every Zero (with its context) before it succeeds.
 type fakeBlockIO struct {
-	calls []string
-	fail  error
+	calls  []string
+	fail   error
+	trace  *[]string
+	onZero func(ctx context.Context, dev string)
 }
 
 var _ BlockIO = (*fakeBlockIO)(nil)
@@ -130,12 +295,22 @@ func (b *fakeBlockIO) Copy(_ context.Context, src, dst string, size uint64) erro
 	b.calls = append(b.calls, fmt.Sprintf("copy %s %s %d", src, dst, size))
 	return nil
 }
-func (b *fakeBlockIO) Zero(_ context.Context, dev string, offset, length uint64) error {
+func (b *fakeBlockIO) Zero(ctx context.Context, dev string, offset, length uint64) error {
 	if err := b.fail; err != nil {
 		b.fail = nil
 		return err
 	}
-	b.calls = append(b.calls, fmt.Sprintf("zero %s %d+%d", dev, offset, length))
+	if b.onZero != nil {
+		b.onZero(ctx, dev)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	call := fmt.Sprintf("zero %s %d+%d", dev, offset, length)
+	b.calls = append(b.calls, call)
+	if b.trace != nil {
+		*b.trace = append(*b.trace, call)
+	}
 	return nil
 }
 func (f *fakeLVM) Activate(context.Context, string, string) error { return nil }

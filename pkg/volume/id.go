@@ -20,6 +20,9 @@ const (
 	KindSnapshot Kind = "s"
 	// kindTemp tags the temporary COW snapshot a thick clone copies from.
 	kindTemp Kind = "t"
+	// kindScratch tags the scratch LV a thick expand zeroes the volume's new extents through
+	// before they join the volume (TagScratchFor names the volume's LV).
+	kindScratch Kind = "z"
 )
 
 const (
@@ -120,6 +123,9 @@ const (
 	// size); removed once BLKZEROOUT has covered the range. No volume with it is staged.
 	TagZero    = "lnv.zero"
 	TagCreated = "lnv.created" // unix nanoseconds (snapshots)
+	// TagScratchFor, on a scratch LV (lnv.kind=z): the LV name of the volume whose expand
+	// created it. Only an LV with both tags is ever removed as a leftover scratch.
+	TagScratchFor = "lnv.scratch"
 	// TagFenced marks the LV of a PV the fencing controller released: base64url(reason).
 	// A fenced volume is never staged, published, expanded, cloned or snapshotted again;
 	// only DeleteVolume removes it.

@@ -75,7 +75,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 			return nil, fmt.Errorf("%w: a snapshot of %s in thick class %s needs %d bytes of copy-on-write space, %d available", ErrNoSpace, sourceID, c.Name, cow, capy.Available)
 		}
 	}
-	if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, lvName, cow, tags); err != nil {
+	if err := e.allocating(ctx, c.VolumeGroup, func() error { return e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, lvName, cow, tags) }); err != nil {
 		return nil, wrapLVM(err, "snapshotting %s/%s", c.VolumeGroup, src.LV.Name)
 	}
 	if rep, err = e.lvm.Report(ctx); err != nil {

@@ -234,27 +234,14 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 			tags = append(tags, Tag(TagFSType, src.FSType), Tag(TagFSUUID, src.FSUUID))
 		}
 	}
-	switch {
-	case src != nil && c.Thin():
-		// A thin snapshot of the source: instant, shares blocks, grows on write.
-		logger.V(2).Info("Creating thin clone", "source", src.LV.Name)
-		if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, name, 0, tags); err != nil {
-			return nil, wrapLVM(err, "creating thin clone of %s", src.LV.Name)
-		}
-	case src != nil:
-		logger.V(2).Info("Creating thick clone (block copy)", "source", src.LV.Name, "bytes", src.Size)
-		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: append(tags, Tag(TagCopying, "1"))}); err != nil {
-			return nil, wrapLVM(err, "creating LV")
-		}
-	case c.Thin():
-		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, ThinPool: c.ThinPool.Name, Tags: tags}); err != nil {
-			return nil, wrapLVM(err, "creating thin LV")
-		}
-	default:
-		// Its extents may hold a deleted volume's data: zeroed before it is handed out.
-		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: append(tags, Tag(TagZero, "0"))}); err != nil {
-			return nil, wrapLVM(err, "creating LV")
-		}
+	unlockAlloc, err := e.lockAllocation(ctx, c.VolumeGroup)
+	if err != nil {
+		return nil, err
+	}
+	err = e.createLV(ctx, c, src, name, size, tags)
+	unlockAlloc()
+	if err != nil {
+		return nil, err
 	}
 	if rep, err = e.lvm.Report(ctx); err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
@@ -264,6 +251,34 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 		return nil, fmt.Errorf("LV %s/%s missing right after it was created", c.VolumeGroup, name)
 	}
 	return e.finishExisting(ctx, c, rep, rep.VGByName(c.VolumeGroup), *lv, r)
+}
+
+// createLV is Create's lvcreate; the caller holds the VG's allocation lock.
+func (e *Engine) createLV(ctx context.Context, c *Class, src *Volume, name string, size uint64, tags []string) error {
+	logger := klog.FromContext(ctx)
+	switch {
+	case src != nil && c.Thin():
+		// A thin snapshot of the source: instant, shares blocks, grows on write.
+		logger.V(2).Info("Creating thin clone", "source", src.LV.Name)
+		if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, name, 0, tags); err != nil {
+			return wrapLVM(err, "creating thin clone of %s", src.LV.Name)
+		}
+	case src != nil:
+		logger.V(2).Info("Creating thick clone (block copy)", "source", src.LV.Name, "bytes", src.Size)
+		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: append(tags, Tag(TagCopying, "1"))}); err != nil {
+			return wrapLVM(err, "creating LV")
+		}
+	case c.Thin():
+		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, ThinPool: c.ThinPool.Name, Tags: tags}); err != nil {
+			return wrapLVM(err, "creating thin LV")
+		}
+	default:
+		// Its extents may hold a deleted volume's data: zeroed before it is handed out.
+		if err := e.lvm.CreateLV(ctx, lvm.CreateLVOptions{VG: c.VolumeGroup, Name: name, Size: size, Stripes: c.Stripes, StripeSize: uint64(c.StripeSize), Tags: append(tags, Tag(TagZero, "0"))}); err != nil {
+			return wrapLVM(err, "creating LV")
+		}
+	}
+	return nil
 }
 
 // finishExisting checks that an existing LV answers the request, completes an interrupted
@@ -304,7 +319,7 @@ func (e *Engine) finishExisting(ctx context.Context, c *Class, rep *lvm.Report, 
 	if want, _ := lv.Tag(TagRequested); r.Source != "" {
 		// A thin clone starts at its source's size; grow it to the size recorded at creation.
 		if n, err := strconv.ParseUint(want, 10, 64); err == nil && v.Size < n {
-			if err := e.lvm.ExtendLV(ctx, c.VolumeGroup, lv.Name, n); err != nil {
+			if err := e.allocating(ctx, c.VolumeGroup, func() error { return e.lvm.ExtendLV(ctx, c.VolumeGroup, lv.Name, n) }); err != nil {
 				return nil, wrapLVM(err, "growing the clone to %d bytes", n)
 			}
 			v.Size = n
@@ -352,7 +367,9 @@ func (e *Engine) blockCopy(ctx context.Context, c *Class, src, dst *Volume) erro
 		if err := e.lvm.RemoveLV(ctx, c.VolumeGroup, tmp); err != nil && !errors.Is(err, lvm.ErrNotFound) {
 			return wrapLVM(err, "removing stale temporary snapshot %s", tmp)
 		}
-		if err := e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, tmp, cowSize(src.LV.Size), []string{Tag(TagKind, string(kindTemp))}); err != nil {
+		if err := e.allocating(ctx, c.VolumeGroup, func() error {
+			return e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, tmp, cowSize(src.LV.Size), []string{Tag(TagKind, string(kindTemp))})
+		}); err != nil {
 			return wrapLVM(err, "creating temporary snapshot of %s", src.LV.Name)
 		}
 		defer func() {
@@ -481,6 +498,13 @@ func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*V
 	if len(v.LV.Attr) > 5 && v.LV.Attr[5] == 'o' {
 		return fmt.Errorf("%w: volume %s is open (mounted or in use) on this node", ErrPrecondition, id)
 	}
+	// A scratch LV an interrupted expand left (the expand held this volume's lock, so none
+	// is running); an LV that only has its name is not ours and stays.
+	if _, err := e.removeScratch(ctx, v.Class, rep, v.LV.Name); errors.Is(err, ErrPrecondition) {
+		klog.FromContext(ctx).Info("Not removing an LV named like the volume's scratch LV", "reason", err.Error())
+	} else if err != nil {
+		return err
+	}
 	if err := e.lvm.RemoveLV(ctx, v.Class.VolumeGroup, v.LV.Name); err != nil && !errors.Is(err, lvm.ErrNotFound) {
 		return wrapLVM(err, "removing %s/%s", v.Class.VolumeGroup, v.LV.Name)
 	}
@@ -537,7 +561,23 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
+	thick := !v.Class.Thin()
+	if thick {
+		// A scratch LV of an interrupted expand holds extents this expand may need.
+		removed, err := e.removeScratch(ctx, v.Class, rep, v.LV.Name)
+		if err != nil {
+			return nil, err
+		}
+		if removed {
+			if rep, err = e.lvm.Report(ctx); err != nil {
+				return nil, fmt.Errorf("reading LVM state: %w", err)
+			}
+		}
+	}
 	vg := rep.VGByName(v.Class.VolumeGroup)
+	if vg == nil {
+		return nil, fmt.Errorf("%w: volume group %s is missing", ErrUnavailable, v.Class.VolumeGroup)
+	}
 	size, ok := Allocate(SizeRequest{Required: r.Required, Limit: r.Limit}, v.Class.unit(vg), 0)
 	if !ok {
 		return nil, fmt.Errorf("%w: %d bytes rounds up past the limit %d", ErrOutOfRange, r.Required, r.Limit)
@@ -549,27 +589,22 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	if size-v.Size > capy.Available {
 		return nil, fmt.Errorf("%w: growing by %d bytes, class %s has %d available", ErrNoSpace, size-v.Size, v.Class.Name, capy.Available)
 	}
-	// A thick LV grows onto extents that may hold a deleted volume's data: recorded before
-	// lvextend, so that a crash in between is finished by the next expand or stage. (A thin
-	// pool zeroes its chunks when it provisions them.)
-	thick := !v.Class.Thin()
 	if thick {
-		if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagZero, strconv.FormatUint(v.Size, 10))}); err != nil {
-			return nil, wrapLVM(err, "tagging %s/%s before extending it", v.Class.VolumeGroup, v.LV.Name)
+		// A thick LV would grow onto extents that may hold a deleted volume's data: they are
+		// zeroed through a scratch LV before they join it (scratch.go).
+		if err := e.expandThick(ctx, v, vg, size); err != nil {
+			return nil, err
+		}
+	} else {
+		// A thin pool zeroes its chunks when it provisions them.
+		err := e.allocating(ctx, v.Class.VolumeGroup, func() error { return e.lvm.ExtendLV(ctx, v.Class.VolumeGroup, v.LV.Name, size) })
+		if err != nil {
+			return nil, wrapLVM(err, "extending %s/%s to %d bytes", v.Class.VolumeGroup, v.LV.Name, size)
 		}
 	}
-	if err := e.lvm.ExtendLV(ctx, v.Class.VolumeGroup, v.LV.Name, size); err != nil {
-		return nil, wrapLVM(err, "extending %s/%s to %d bytes", v.Class.VolumeGroup, v.LV.Name, size)
-	}
 	klog.FromContext(ctx).Info("Volume extended", "volumeID", id, "from", v.Size, "to", size)
-	grown, err := e.Resolve(ctx, id, KindVolume)
-	if err != nil || !thick {
-		return grown, err
-	}
-	if err := e.finishZeroing(ctx, grown); err != nil {
-		return nil, err
-	}
-	return grown, nil
+	// The thick part runs on past the caller's cancellation: so does the answer's report.
+	return e.Resolve(context.WithoutCancel(ctx), id, KindVolume)
 }
 
 // List returns every volume (kind "v") or snapshot ("s") of the ready classes, sorted by ID.

@@ -196,17 +196,44 @@ func TestNoStaleDataInNewVolumes(t *testing.T) {
 		t.Logf("clone: source bytes intact, the %d bytes past them read zeros", sizeOf(dev(clone))-32*mib)
 	}
 
-	// 3. A thick expand onto a deleted volume's extents.
+	// 3. A thick expand onto a deleted volume's extents, watched by a raw-block tenant that
+	// reads past the old end the moment the device grows: the added extents are zeroed
+	// through a scratch LV before lvextend adds them, so the tenant never sees the deleted
+	// volume's data, not even before the expand answers.
 	x, _ := create("zero-expand", 32*mib, "")
 	fill(dev(x), 0, 32*mib, pattern(0x11))
 	before := headSum(dev(x), 32*mib)
+	extBefore := extents(x)
 	old = dirty("zero-old3", 64*mib, 0x77)
+	stop := make(chan struct{})
+	seen := make(chan tenantView, 1)
+	go func() { seen <- watchGrowth(dev(x), 32*mib, stop) }()
 	if _, err := ctl.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: x, CapacityRange: &csi.CapacityRange{RequiredBytes: 96 * mib}, VolumeCapability: block}); err != nil {
+		close(stop)
+		<-seen
 		t.Fatalf("ControllerExpandVolume: %v", err)
 	}
-	if n := overlap(old, extents(x)); n == 0 {
+	close(stop)
+	if v := <-seen; v.err != nil {
+		t.Errorf("the tenant's reads past the old end: %v", v.err)
+	} else {
+		t.Logf("tenant: %d reads past the old end while the expand ran (grown at %d of %d polls), all zeros", v.grownReads, v.firstGrown, v.polls)
+	}
+	extAfter := extents(x)
+	if n := overlap(old, extAfter); n == 0 {
 		t.Fatalf("the expand got none of the deleted volume's extents: the test proves nothing")
 	}
+	if added := len(extAfter) - overlap(extBefore, extAfter); added*int(extentBytes(t)) != 64*mib {
+		t.Errorf("the expand added %d extents of %d bytes, want 64 MiB", added, extentBytes(t))
+	}
+	noScratch := func(when string) {
+		t.Helper()
+		out := run(t, "lvm", "lvs", "--noheadings", "-a", "-o", "lv_name,lv_tags", "lnv-thick")
+		if strings.Contains(out, "lnv.kind=z") || strings.Contains(out, scratchOf(x)) {
+			t.Errorf("%s: a scratch LV is left:\n%s", when, out)
+		}
+	}
+	noScratch("after the expand")
 	if got := headSum(dev(x), 32*mib); got != before {
 		t.Errorf("the expanded volume's first 32 MiB changed: %s, want %s", got, before)
 	}
@@ -215,12 +242,31 @@ func TestNoStaleDataInNewVolumes(t *testing.T) {
 	} else {
 		t.Logf("expand: the %d added bytes read zeros, the old 32 MiB intact", sizeOf(dev(x))-32*mib)
 	}
+	// 3b. A scratch LV a crash left (tagged as the driver's, on dirty extents): the next
+	// expand removes it first, and so does DeleteVolume.
+	leaveScratch := func(id string) {
+		t.Helper()
+		run(t, "lvm", "lvcreate", "--yes", "-ay", "-Zn", "-Wn", "-i", "2", "-L", "16m", "--addtag", "lnv.kind=z", "--addtag", "lnv.scratch="+lvOf(id), "-n", scratchOf(id), "lnv-thick")
+	}
+	leaveScratch(x)
+	if _, err := ctl.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: x, CapacityRange: &csi.CapacityRange{RequiredBytes: 128 * mib}, VolumeCapability: block}); err != nil {
+		t.Fatalf("ControllerExpandVolume with a leftover scratch LV: %v", err)
+	}
+	noScratch("after the expand that found a leftover scratch LV")
+	if got := headSum(dev(x), 32*mib); got != before {
+		t.Errorf("the expanded volume's first 32 MiB changed: %s, want %s", got, before)
+	}
+	if o := nonZero(dev(x), 32*mib, sizeOf(dev(x))-32*mib); o >= 0 {
+		t.Errorf("expanded %s: non-zero byte at offset %d past the first 32 MiB", dev(x), o)
+	}
+	leaveScratch(x)
 	for _, id := range []string{a, src, clone, x} {
 		if tags := run(t, "lvm", "lvs", "--noheadings", "-o", "lv_tags", "lnv-thick/"+lvOf(id)); strings.Contains(tags, "lnv.zero") {
 			t.Errorf("LV %s still carries lnv.zero: %s", lvOf(id), strings.TrimSpace(tags))
 		}
 		del(id)
 	}
+	noScratch("after DeleteVolume of a volume with a leftover scratch LV")
 
 	// 4. The cost, in this run: CreateVolume (lvcreate, zeroing, tag removal) against the bare
 	// lvcreate, and BLKZEROOUT (blkdiscard -z) against writing zeros (buffered, then fsync).
@@ -255,4 +301,66 @@ func TestNoStaleDataInNewVolumes(t *testing.T) {
 	}
 	t.Logf("zeroing: 512 MiB thick, median of 3: CreateVolume %v (bare lvcreate %v); blkdiscard -z %v; writing zeros %v",
 		med(drv).Round(time.Millisecond), med(bare).Round(time.Millisecond), med(zout).Round(time.Millisecond), med(dd).Round(time.Millisecond))
+}
+
+// scratchOf is the scratch LV a thick expand of the volume creates: z<hash> for v<hash>.
+func scratchOf(id string) string { return "z" + strings.Split(id, ".")[2][1:] }
+
+// extentBytes is lnv-thick's extent size.
+func extentBytes(t *testing.T) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(strings.TrimSpace(run(t, "lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_extent_size", "lnv-thick")), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// tenantView is what watchGrowth saw.
+type tenantView struct {
+	polls, firstGrown, grownReads int
+	err                           error
+}
+
+// watchGrowth is a raw-block tenant: until stop, it reopens dev, and once the device is
+// larger than oldSize it reads the first and the last MiB past oldSize; any non-zero byte
+// there is an error (a deleted volume's data shown before it was zeroed).
+func watchGrowth(dev string, oldSize int64, stop <-chan struct{}) tenantView {
+	var v tenantView
+	buf := make([]byte, 1<<20)
+	for {
+		select {
+		case <-stop:
+			return v
+		default:
+		}
+		v.polls++
+		f, err := os.Open(dev)
+		if err != nil {
+			v.err = err
+			return v
+		}
+		size, err := f.Seek(0, io.SeekEnd)
+		if err == nil && size > oldSize {
+			if v.firstGrown == 0 {
+				v.firstGrown = v.polls
+			}
+			for _, off := range []int64{oldSize, size - int64(len(buf))} {
+				if _, err := f.ReadAt(buf, off); err != nil {
+					v.err = fmt.Errorf("reading %s at %d: %w", dev, off, err)
+					break
+				}
+				v.grownReads++
+				if i := bytes.IndexFunc(buf, func(r rune) bool { return r != 0 }); i >= 0 {
+					v.err = fmt.Errorf("%s grown to %d bytes: non-zero byte at offset %d (poll %d)", dev, size, off+int64(i), v.polls)
+					break
+				}
+			}
+		}
+		f.Close()
+		if v.err != nil {
+			return v
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
