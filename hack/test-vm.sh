@@ -8,12 +8,17 @@
 # Prints each csi-sanity configuration's Ginkgo summary and a closing "vm: N passed, N failed"
 # line, and fails unless everything ran and passed.
 #
-# usage: hack/test-vm.sh [--only demo]
+# usage: hack/test-vm.sh [--only demo | --run REGEX]
+#   --run REGEX: only the device tests matching REGEX, in one VM with the same drives (no
+#   csi-sanity, no reorder): for iterating on a test; make test always runs everything.
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/_output}
-MODE="test"
-[[ ${1:-} == --only ]] && MODE=${2:-}
+MODE="test" RUN_RE=""
+case ${1:-} in
+--only) MODE=${2:-} ;;
+--run) MODE=run RUN_RE=${2:?--run needs a test regex} ;;
+esac
 CONFIGS=(thick-mount-ext4 thick-block thin-mount-xfs thin-block)
 # LNVCRIT0 reports SMART critical warning 0x05 (spare below threshold + reliability degraded).
 CRIT=0x05
@@ -46,6 +51,17 @@ exec ./vm.test -test.run '^TestDemo$' -test.timeout 30m -logtostderr=false -log_
 PAYLOAD
 	chmod +x "$payload/run.sh"
 	vm demo "$DRIVES"
+	exit
+fi
+
+if [[ $MODE == run ]]; then
+	cat >"$payload/run.sh" <<PAYLOAD
+#!/bin/sh
+cd /payload
+exec ./vm.test -test.v -test.run '^($RUN_RE)\$' -nvme-crit-warning=$CRIT -test.timeout 30m -logtostderr=false -log_file=/results/driver-run.log -v=4
+PAYLOAD
+	chmod +x "$payload/run.sh"
+	vm vm-run "$DRIVES"
 	exit
 fi
 
