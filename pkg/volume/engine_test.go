@@ -30,6 +30,9 @@ type fakeLVM struct {
 	trace *[]string
 	// after, if set, runs after each recorded mutation (to make something happen in between).
 	after func(call string)
+	// cache, if set, is what Report answers (a report cached before a change made outside
+	// the engine) until Invalidate or a mutation drops it, as the real client's cache.
+	cache *lvm.Report
 }
 
 const fakePEs = 256
@@ -152,12 +155,17 @@ func (f *fakeLVM) uuid() string {
 }
 func (f *fakeLVM) Report(context.Context) (*lvm.Report, error) {
 	f.reports++
-	c := f.rep
-	c.LVs = append([]lvm.LV(nil), f.rep.LVs...)
+	src := &f.rep
+	if f.cache != nil {
+		src = f.cache
+	}
+	c := *src
+	c.LVs = append([]lvm.LV(nil), src.LVs...)
 	return &c, nil
 }
-func (f *fakeLVM) Invalidate() {}
+func (f *fakeLVM) Invalidate() { f.cache = nil }
 func (f *fakeLVM) log(s string, a ...any) error {
+	f.cache = nil
 	call := fmt.Sprintf(s, a...)
 	f.calls = append(f.calls, call)
 	if f.trace != nil {

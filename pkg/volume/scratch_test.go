@@ -257,7 +257,11 @@ func TestLeftoverScratchIsRemovedOnRetryAndDelete(t *testing.T) {
 		}
 	}
 	ours := []string{Tag(TagKind, "z"), Tag(TagScratchFor, lv)}
+	// The engine's cached report predates the leftover (it was left by another process
+	// or before a restart): the expand must read LVM afresh and still find it.
+	before, _ := f.Report(ctx)
 	leave(ours...)
+	f.cache = before
 	*trace = nil
 	if _, err := e.Expand(ctx, v.ID.String(), SizeRequest{Required: 20 << 20}); err != nil {
 		t.Fatal(err)

@@ -557,6 +557,11 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 		}
 		return v, nil
 	}
+	// A fresh read, as DeleteVolume and NodeStage do: the capacity check and the leftover
+	// scratch LV below must see LVM as it is, not a report up to --lvm-report-max-age old
+	// (a scratch LV made or left outside this process's view would otherwise make the
+	// lvcreate fail with "already exists" on every retry until the cache expired).
+	e.lvm.Invalidate()
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
