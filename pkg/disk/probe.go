@@ -86,7 +86,13 @@ type BlkidError struct {
 	ExitCode int    // -1 when blkid did not run to completion (not found, killed, context done)
 	Stderr   string // trimmed
 	Err      error  // underlying error from exec, if any
+	// TimedOut: blkid ran past Prober.Timeout and was killed (Timeout() reports it; the
+	// service boundary answers Unavailable).
+	TimedOut bool
 }
+
+// Timeout reports whether blkid was killed at Prober.Timeout.
+func (e *BlkidError) Timeout() bool { return e.TimedOut }
 
 func (e *BlkidError) Error() string {
 	var what string
@@ -123,6 +129,9 @@ type Prober struct {
 	BlkidPath     string             // default "blkid"
 	MountInfoPath string             // default "/proc/self/mountinfo"
 	SwapsPath     string             // default "/proc/swaps"
+	// Timeout bounds one blkid run (default DefaultBlkidTimeout); the caller's context ends
+	// it earlier.
+	Timeout time.Duration
 
 	// StatDevice returns the "major:minor" of the block device at path (following
 	// symlinks), or an error if path does not exist or is not a block device.
@@ -355,8 +364,9 @@ func describeSignature(kv map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// blkidTimeout bounds one blkid probe (it reads a few KiB; seconds even in the emulated VMs).
-const blkidTimeout = 2 * time.Minute
+// DefaultBlkidTimeout is Prober.Timeout's default: one blkid probe reads a few KiB
+// (seconds even in the emulated VMs).
+const DefaultBlkidTimeout = 2 * time.Minute
 
 // Signature returns blkid -p's key/values for any block device path (e.g. an LV path),
 // with found=false when blkid exits 2. Any other failure is returned as an error (a
@@ -367,17 +377,27 @@ func (p *Prober) Signature(ctx context.Context, devPath string) (kv map[string]s
 		ctx = context.Background()
 	}
 	// bounded: a device that does not answer must not wedge the caller
-	ctx, cancel := context.WithTimeout(ctx, blkidTimeout)
+	limit := p.Timeout
+	if limit <= 0 {
+		limit = DefaultBlkidTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := p.exec().CommandContext(ctx, p.blkid(), "-p", "-o", "export", devPath)
+	cmd := p.exec().CommandContext(cctx, p.blkid(), "-p", "-o", "export", devPath)
 	cmd.SetStdout(&stdout)
 	cmd.SetStderr(&stderr)
+	start := time.Now()
 	runErr := cmd.Run()
 	errText := strings.TrimSpace(stderr.String())
 
 	if ctxErr := ctx.Err(); ctxErr != nil {
+		// the caller gave up: its context's error (DeadlineExceeded, Canceled)
 		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, Stderr: errText, Err: ctxErr}
+	}
+	if cctx.Err() != nil {
+		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, Stderr: errText, TimedOut: true,
+			Err: fmt.Errorf("killed after %s, the limit for one blkid probe (%s did not answer its reads?)", time.Since(start).Round(time.Millisecond), devPath)}
 	}
 	if runErr == nil {
 		return parseExport(stdout.String()), true, nil

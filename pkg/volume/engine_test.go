@@ -22,6 +22,7 @@ type fakeLVM struct {
 	seq     int
 	calls   []string
 	reports int
+	peeks   int
 }
 
 func (f *fakeLVM) uuid() string {
@@ -33,6 +34,17 @@ func (f *fakeLVM) Report(context.Context) (*lvm.Report, error) {
 	c := f.rep
 	c.LVs = append([]lvm.LV(nil), f.rep.LVs...)
 	return &c, nil
+}
+func (f *fakeLVM) ReportVG(ctx context.Context, vg string) (*lvm.Report, error) {
+	r, err := f.Report(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.OnlyVG(vg), nil
+}
+func (f *fakeLVM) PeekVG(_ context.Context, vg string) (*lvm.Report, error) {
+	f.peeks++
+	return f.rep.OnlyVG(vg), nil
 }
 func (f *fakeLVM) Invalidate() {}
 func (f *fakeLVM) log(s string, a ...any) error {
