@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/execwait"
 )
 
 // Reason codes for refusing a device.
@@ -132,6 +134,8 @@ type Prober struct {
 	// Timeout bounds one blkid run (default DefaultBlkidTimeout); the caller's context ends
 	// it earlier.
 	Timeout time.Duration
+	// grace is how long a killed blkid may take to exit (execwait.DefaultGrace; tests).
+	grace time.Duration
 
 	// StatDevice returns the "major:minor" of the block device at path (following
 	// symlinks), or an error if path does not exist or is not a block device.
@@ -388,7 +392,20 @@ func (p *Prober) Signature(ctx context.Context, devPath string) (kv map[string]s
 	cmd.SetStdout(&stdout)
 	cmd.SetStderr(&stderr)
 	start := time.Now()
-	runErr := cmd.Run()
+	grace := p.grace
+	if grace <= 0 {
+		grace = execwait.DefaultGrace
+	}
+	runErr := execwait.Run(cctx, cmd, grace)
+	if errors.Is(runErr, execwait.ErrNotExited) {
+		// its output is still blkid's: not read
+		why := fmt.Errorf("the caller gave up (%w) after %s", ctx.Err(), time.Since(start).Round(time.Millisecond))
+		if ctx.Err() == nil {
+			why = fmt.Errorf("killed at %s, the limit for one blkid probe", limit)
+		}
+		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, TimedOut: ctx.Err() == nil,
+			Err: fmt.Errorf("%w, and it had not exited %s later: %w (%s does not answer its reads)", why, grace, runErr, devPath)}
+	}
 	errText := strings.TrimSpace(stderr.String())
 
 	if ctxErr := ctx.Err(); ctxErr != nil {

@@ -19,6 +19,8 @@ import (
 
 	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/execwait"
 )
 
 // Options configure a Client.
@@ -36,6 +38,8 @@ type Options struct {
 	CommandTimeout time.Duration
 	// now is the clock (tests).
 	now func() time.Time
+	// grace is how long a killed command may take to exit (execwait.DefaultGrace; tests).
+	grace time.Duration
 }
 
 // DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
@@ -83,6 +87,9 @@ func New(ex utilexec.Interface, o Options) *Client {
 	}
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = DefaultCommandTimeout
+	}
+	if o.grace <= 0 {
+		o.grace = execwait.DefaultGrace
 	}
 	return &Client{ex: ex, opts: o, cache: map[string]cached{}, flights: map[string]*flight{}}
 }
@@ -372,8 +379,21 @@ func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...str
 	logger := klog.FromContext(ctx).V(level)
 
 	start := time.Now()
-	err := cmd.Run()
+	err := execwait.Run(cctx, cmd, c.opts.grace)
 	dur := time.Since(start)
+	if errors.Is(err, execwait.ErrNotExited) {
+		// killed, stuck in the kernel (uninterruptible I/O); its output is still its own
+		lerr := &Error{Args: argv, ExitCode: -1}
+		if ctx.Err() != nil {
+			lerr.cause = fmt.Errorf("the caller gave up (%w), and the killed command had not exited %s later: %w", ctx.Err(), c.opts.grace, err)
+			lerr.Kind = ctx.Err()
+		} else {
+			lerr.cause = fmt.Errorf("killed after %s, the limit for one lvm command, and it had not exited %s later: %w", c.opts.CommandTimeout, c.opts.grace, err)
+			lerr.Kind = ErrTimeout
+		}
+		logger.Info("lvm command failed", "args", argv, "duration", dur, "err", lerr.cause)
+		return nil, lerr
+	}
 	if err == nil {
 		kv := []any{"args", argv, "duration", dur}
 		if s := strings.TrimSpace(stderr.String()); s != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,30 @@ esac
 	}
 	if d := time.Since(start); d < 2*time.Second || d > 10*time.Second {
 		t.Errorf("the wedged reads returned after %s, want the 2s CommandTimeout", d)
+	}
+}
+
+// An lvm command that takes the kill but does not exit (stuck in uninterruptible I/O, e.g.
+// waiting for AIO to a device that does not answer) is reported a grace period after the
+// kill, as a timeout saying it has not exited, instead of waiting for it.
+func TestKilledCommandThatDoesNotExit(t *testing.T) {
+	stuck := make(chan struct{})
+	defer close(stuck)
+	f := newFake(t, result{block: stuck}, result{block: stuck})
+	c := New(f.fe, Options{CommandTimeout: 100 * time.Millisecond, grace: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := c.ReportVG(context.Background(), "vg")
+	var lerr *Error
+	if !errors.Is(err, ErrTimeout) || !errors.As(err, &lerr) || !lerr.Timeout() || !strings.Contains(err.Error(), "had not exited") {
+		t.Fatalf("ReportVG with a stuck lvm = %v, want ErrTimeout saying it had not exited", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("returned after %s", d)
+	}
+	t.Logf("reported: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.RemoveLV(ctx, "vg", "lv"); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "had not exited") {
+		t.Errorf("a stuck command past the caller's deadline = %v, want DeadlineExceeded", err)
 	}
 }
