@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-vm.sh — build the real-device tests (tests/vm, build tag vmtest) and the localnvme
 # binary, boot VMs with emulated NVMe drives (hack/vm/run.sh) and run them inside:
-#   1. one VM: the device tests (safety, restart, disks CLI, NVMe identity/health, metrics),
+#   1. one VM: the device tests (safety, restart, disks CLI, NVMe identity/health, metrics,
+#      a wedged VG and a suspended LV),
 #      then csi-sanity in four configurations;
 #   2. two VMs over the same drive images, the second with the drives attached in reverse
 #      order: volumes written in the first must stage with their data in the second.
