@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-vm.sh — build the real-device tests (tests/vm, build tag vmtest) and the localnvme
 # binary, boot VMs with emulated NVMe drives (hack/vm/run.sh) and run them inside:
-#   1. one VM: the device tests (safety, restart, disks CLI, NVMe identity/health, metrics),
+#   1. one VM: the device tests (safety, restart, disks CLI, NVMe identity/health, metrics,
+#      a wedged VG and a suspended LV),
 #      then csi-sanity in four configurations;
 #   2. two VMs over the same drive images, the second with the drives attached in reverse
 #      order: volumes written in the first must stage with their data in the second.
@@ -23,7 +24,7 @@ CONFIGS=(thick-mount-ext4 thick-block thin-mount-xfs thin-block)
 # LNVCRIT0 reports SMART critical warning 0x05 (spare below threshold + reliability degraded).
 CRIT=0x05
 DRIVES=LNVTHICK0:3G,LNVTHICK1:3G,LNVTHIN0:6G:ns,LNVSPARE0:256M,LNVSPARE1:256M,LNVSPARE2:256M,LNVSPARE3:256M,LNVCRIT0:256M:crit=$CRIT,LNVDUPA:128M:ns:eui=0x00a0b0c0d0e0fdd1,LNVDUPB:128M:ns:eui=0x00a0b0c0d0e0fdd1
-DEVICE_TESTS='TestDisksCLI|TestStorageHealthReportsDegradedDrive|TestVolumeHealthReportsReadOnlyFilesystem|TestMetricsScrape|TestNVMeIdentityAndHealth|TestRestartAnswersFromMountTableAndLVM|TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV|TestNodeTouchesOnlyItsOwnVolume|TestNoStaleDataInNewVolumes|TestAmbiguousIdentityIsRefused|TestOneLockPerVolume'
+DEVICE_TESTS='TestDisksCLI|TestStorageHealthReportsDegradedDrive|TestVolumeHealthReportsReadOnlyFilesystem|TestMetricsScrape|TestNVMeIdentityAndHealth|TestRestartAnswersFromMountTableAndLVM|TestRefusesNonEmptyDrives|TestStageRefusesRecreatedLV|TestNodeTouchesOnlyItsOwnVolume|TestNoStaleDataInNewVolumes|TestAmbiguousIdentityIsRefused|TestWedgedVolumeLeavesOthersAnswering|TestOneLockPerVolume'
 REORDER_DRIVES=LNVTHICK0:1G,LNVTHICK1:1G,LNVTHIN0:2G:ns
 REORDER_DRIVES_REVERSED=LNVTHIN0:2G:ns,LNVTHICK1:1G,LNVTHICK0:1G
 

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/execwait"
 )
 
 // Reason codes for refusing a device.
@@ -86,7 +88,13 @@ type BlkidError struct {
 	ExitCode int    // -1 when blkid did not run to completion (not found, killed, context done)
 	Stderr   string // trimmed
 	Err      error  // underlying error from exec, if any
+	// TimedOut: blkid ran past Prober.Timeout and was killed (Timeout() reports it; the
+	// service boundary answers Unavailable).
+	TimedOut bool
 }
+
+// Timeout reports whether blkid was killed at Prober.Timeout.
+func (e *BlkidError) Timeout() bool { return e.TimedOut }
 
 func (e *BlkidError) Error() string {
 	var what string
@@ -123,6 +131,11 @@ type Prober struct {
 	BlkidPath     string             // default "blkid"
 	MountInfoPath string             // default "/proc/self/mountinfo"
 	SwapsPath     string             // default "/proc/swaps"
+	// Timeout bounds one blkid run (default DefaultBlkidTimeout); the caller's context ends
+	// it earlier.
+	Timeout time.Duration
+	// grace is how long a killed blkid may take to exit (execwait.DefaultGrace; tests).
+	grace time.Duration
 
 	// StatDevice returns the "major:minor" of the block device at path (following
 	// symlinks), or an error if path does not exist or is not a block device.
@@ -355,8 +368,9 @@ func describeSignature(kv map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// blkidTimeout bounds one blkid probe (it reads a few KiB; seconds even in the emulated VMs).
-const blkidTimeout = 2 * time.Minute
+// DefaultBlkidTimeout is Prober.Timeout's default: one blkid probe reads a few KiB
+// (seconds even in the emulated VMs).
+const DefaultBlkidTimeout = 2 * time.Minute
 
 // Signature returns blkid -p's key/values for any block device path (e.g. an LV path),
 // with found=false when blkid exits 2. Any other failure is returned as an error (a
@@ -367,17 +381,40 @@ func (p *Prober) Signature(ctx context.Context, devPath string) (kv map[string]s
 		ctx = context.Background()
 	}
 	// bounded: a device that does not answer must not wedge the caller
-	ctx, cancel := context.WithTimeout(ctx, blkidTimeout)
+	limit := p.Timeout
+	if limit <= 0 {
+		limit = DefaultBlkidTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := p.exec().CommandContext(ctx, p.blkid(), "-p", "-o", "export", devPath)
+	cmd := p.exec().CommandContext(cctx, p.blkid(), "-p", "-o", "export", devPath)
 	cmd.SetStdout(&stdout)
 	cmd.SetStderr(&stderr)
-	runErr := cmd.Run()
+	start := time.Now()
+	grace := p.grace
+	if grace <= 0 {
+		grace = execwait.DefaultGrace
+	}
+	runErr := execwait.Run(cctx, cmd, grace)
+	if errors.Is(runErr, execwait.ErrNotExited) {
+		// its output is still blkid's: not read
+		why := fmt.Errorf("the caller gave up (%w) after %s", ctx.Err(), time.Since(start).Round(time.Millisecond))
+		if ctx.Err() == nil {
+			why = fmt.Errorf("killed at %s, the limit for one blkid probe", limit)
+		}
+		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, TimedOut: ctx.Err() == nil,
+			Err: fmt.Errorf("%w, and it had not exited %s later: %w (%s does not answer its reads)", why, grace, runErr, devPath)}
+	}
 	errText := strings.TrimSpace(stderr.String())
 
 	if ctxErr := ctx.Err(); ctxErr != nil {
+		// the caller gave up: its context's error (DeadlineExceeded, Canceled)
 		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, Stderr: errText, Err: ctxErr}
+	}
+	if cctx.Err() != nil {
+		return nil, false, &BlkidError{Device: devPath, ExitCode: -1, Stderr: errText, TimedOut: true,
+			Err: fmt.Errorf("killed after %s, the limit for one blkid probe (%s did not answer its reads?)", time.Since(start).Round(time.Millisecond), devPath)}
 	}
 	if runErr == nil {
 		return parseExport(stdout.String()), true, nil

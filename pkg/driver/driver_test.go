@@ -33,7 +33,7 @@ func TestFormatCommand(t *testing.T) {
 			fake := &testingexec.FakeExec{ExactOrder: true}
 			if !tt.wantErr {
 				fake.CommandScript = []testingexec.FakeCommandAction{func(cmd string, args ...string) exec.Cmd {
-					fc = &testingexec.FakeCmd{CombinedOutputScript: []testingexec.FakeAction{func() ([]byte, []byte, error) {
+					fc = &testingexec.FakeCmd{RunScript: []testingexec.FakeAction{func() ([]byte, []byte, error) {
 						return nil, nil, nil
 					}}}
 					got = append([]string{cmd}, args...)
@@ -70,7 +70,7 @@ func TestFormatCommand(t *testing.T) {
 
 func TestFormatFailureIsReported(t *testing.T) {
 	fake := &testingexec.FakeExec{CommandScript: []testingexec.FakeCommandAction{func(cmd string, args ...string) exec.Cmd {
-		fc := &testingexec.FakeCmd{CombinedOutputScript: []testingexec.FakeAction{func() ([]byte, []byte, error) {
+		fc := &testingexec.FakeCmd{RunScript: []testingexec.FakeAction{func() ([]byte, []byte, error) {
 			return []byte("/dev/vg/lv contains a ext4 file system\nProceed anyway? (y,N)"), nil, &testingexec.FakeExitError{Status: 1}
 		}}}
 		return testingexec.InitFakeCmd(fc, cmd, args...)

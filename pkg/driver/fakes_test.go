@@ -50,6 +50,13 @@ func (m *memLVM) Report(context.Context) (*lvm.Report, error) {
 	m.reports++
 	return m.rep.Clone(), nil
 }
+func (m *memLVM) ReportVG(_ context.Context, vg string) (*lvm.Report, error) {
+	m.reports++
+	return m.rep.OnlyVG(vg), nil
+}
+func (m *memLVM) PeekVG(_ context.Context, vg string) (*lvm.Report, error) {
+	return m.rep.OnlyVG(vg), nil
+}
 func (m *memLVM) Invalidate()                                    {}
 func (m *memLVM) VGChangeActivate(context.Context, string) error { return nil }
 func (m *memLVM) CreateLV(_ context.Context, o lvm.CreateLVOptions) error {

@@ -1,7 +1,9 @@
 package driver
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/localnvme/localnvme/pkg/execwait"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -60,7 +63,18 @@ func (f *filesystems) format(ctx context.Context, fsType, dev string) error {
 	defer cancel()
 	cmd := f.exec.CommandContext(cctx, name, args...)
 	cmd.SetStdin(strings.NewReader(""))
-	out, err := cmd.CombinedOutput()
+	var buf bytes.Buffer
+	cmd.SetStdout(&buf)
+	cmd.SetStderr(&buf)
+	err = execwait.Run(cctx, cmd, execwait.DefaultGrace)
+	if errors.Is(err, execwait.ErrNotExited) {
+		// stuck in the kernel on the device; its output is still its own
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s: the caller gave up (%w) and the killed command had not exited %s later: %w", name, strings.Join(args, " "), ctx.Err(), execwait.DefaultGrace, err)
+		}
+		return fmt.Errorf("%w: %s %s did not finish within %s and was killed, and had not exited %s later: %w", volume.ErrUnavailable, name, strings.Join(args, " "), mkfsTimeout, execwait.DefaultGrace, err)
+	}
+	out := buf.Bytes()
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
 			return fmt.Errorf("%w: %s %s did not finish within %s and was killed: %s", volume.ErrUnavailable, name, strings.Join(args, " "), mkfsTimeout, strings.TrimSpace(string(out)))

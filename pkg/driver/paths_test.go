@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 
+	"github.com/localnvme/localnvme/pkg/disk"
 	"github.com/localnvme/localnvme/pkg/lvm"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
@@ -374,5 +376,10 @@ func TestTimedOutExecIsUnavailable(t *testing.T) {
 	err = fmt.Errorf("reading LVM state: %w", &lvm.Error{Args: []string{"fullreport"}, Kind: context.DeadlineExceeded})
 	if c := status.Code(toStatus(err)); c != codes.DeadlineExceeded {
 		t.Errorf("lvm past the caller's deadline: %s, want DeadlineExceeded", c)
+	}
+	// staging's wrap of a blkid killed at its limit
+	err = fmt.Errorf("probing /dev/vg/lv for a filesystem failed, refusing to format it: %w", &disk.BlkidError{Device: "/dev/vg/lv", ExitCode: -1, TimedOut: true, Err: errors.New("killed after 2m0s")})
+	if c := status.Code(toStatus(err)); c != codes.Unavailable {
+		t.Errorf("timed-out blkid: %s, want Unavailable", c)
 	}
 }

@@ -142,8 +142,8 @@ func waitWaiters(t *testing.T, c *Client, n int) {
 	for {
 		c.mu.Lock()
 		got := 0
-		if c.flight != nil {
-			got = c.flight.waiters
+		if f := c.flights[""]; f != nil {
+			got = f.waiters
 		}
 		c.mu.Unlock()
 		if got >= n {
@@ -311,5 +311,116 @@ func TestReportMaxAge(t *testing.T) {
 	now = now.Add(time.Second)
 	if _, err := c.Report(ctx); err != nil || f.calls() != 2 {
 		t.Fatalf("report older than MaxAge not refreshed (%d execs, %v)", f.calls(), err)
+	}
+}
+
+func twoVGs(freeA, freeB string) string {
+	return `{"report":[{"vg":[{"vg_name":"vga","vg_free":"` + freeA + `"}],"pv":[{"pv_name":"/dev/a","vg_name":"vga"}],"lv":[{"lv_name":"la","vg_name":"vga"}]},` +
+		`{"vg":[{"vg_name":"vgb","vg_free":"` + freeB + `"}],"pv":[{"pv_name":"/dev/b","vg_name":"vgb"}],"lv":[{"lv_name":"lb","vg_name":"vgb"}]},` +
+		`{"pv":[{"pv_name":"/dev/orphan","vg_name":""}]}]}`
+}
+
+// ReportVG reads one VG (its name last on the command line), caches it per VG, answers
+// from a valid full report without running lvm, and is invalidated with everything else.
+func TestReportVG(t *testing.T) {
+	f := newFake(t,
+		result{stdout: twoVGs("1", "1")}, // ReportVG vgb (lvm names only vgb; extra VGs are dropped)
+		result{stdout: twoVGs("2", "2")}, // Report
+		result{stdout: twoVGs("3", "3")}, // ReportVG vgb after Invalidate
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	only := func(r *Report, vg string) {
+		t.Helper()
+		if len(r.VGs) != 1 || r.VGs[0].Name != vg || len(r.PVs) != 1 || r.PVs[0].VGName != vg || len(r.LVs) != 1 || r.LVs[0].VGName != vg {
+			t.Fatalf("report of %s: %+v", vg, r)
+		}
+	}
+	r, err := c.ReportVG(ctx, "vgb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	only(r, "vgb")
+	if args := f.argv(0)[1:]; args[len(args)-1] != "vgb" || args[0] != "fullreport" {
+		t.Errorf("ReportVG ran lvm %v, want fullreport … vgb", args)
+	}
+	if r, err = c.ReportVG(ctx, "vgb"); err != nil || r.VGs[0].Free != 1 || f.calls() != 1 {
+		t.Fatalf("cached ReportVG: %+v, %v, %d execs", r, err, f.calls())
+	}
+	all, err := c.Report(ctx) // its own scope: not answered by one VG
+	if err != nil || len(all.VGs) != 2 || len(all.PVs) != 3 || f.calls() != 2 {
+		t.Fatalf("Report: %+v, %v, %d execs", all, err, f.calls())
+	}
+	if args := f.argv(1)[1:]; args[len(args)-1] == "vgb" {
+		t.Errorf("Report ran lvm %v, naming a VG", args)
+	}
+	r, err = c.ReportVG(ctx, "vga") // from the full report, no exec
+	if err != nil || f.calls() != 2 {
+		t.Fatalf("ReportVG vga with a full report cached: %v, %d execs", err, f.calls())
+	}
+	only(r, "vga")
+	c.Invalidate()
+	if r, err = c.ReportVG(ctx, "vgb"); err != nil || r.VGs[0].Free != 3 || f.calls() != 3 {
+		t.Fatalf("ReportVG after Invalidate: %+v, %v, %d execs", r, err, f.calls())
+	}
+	if _, err := c.ReportVG(ctx, "-bad"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("ReportVG of an invalid name: %v", err)
+	}
+}
+
+// A VG that does not exist is an empty report (cached), exactly when lvm says so for that
+// VG; any other failure is an error and not cached.
+func TestReportVGNotFound(t *testing.T) {
+	f := newFake(t,
+		result{exit: 5, stdout: `{"report":[]}`, stderr: "  Volume group \"vgx\" not found\n  Cannot process volume group vgx"},
+		result{exit: 5, stdout: `{"report":[]}`, stderr: "  Volume group \"vgy\" not found\n  Cannot process volume group vgy"},
+		result{exit: 5, stdout: `{"report":[]}`, stderr: "  Volume group \"vgz\" not found"},
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		r, err := c.ReportVG(ctx, "vgx")
+		if err != nil || len(r.VGs)+len(r.PVs)+len(r.LVs) != 0 {
+			t.Fatalf("ReportVG of a VG lvm does not know: %+v, %v", r, err)
+		}
+	}
+	if f.calls() != 1 {
+		t.Errorf("the answer \"no such VG\" was not cached: %d execs", f.calls())
+	}
+	// lvm speaks of another VG: an error
+	if _, err := c.ReportVG(ctx, "vgw"); err == nil {
+		t.Error(`ReportVG vgw with lvm saying "vgy" not found: no error`)
+	}
+	if r, err := c.PeekVG(ctx, "vgz"); err != nil || r.VGByName("vgz") != nil {
+		t.Errorf("PeekVG of a VG lvm does not know: %+v, %v", r, err)
+	}
+}
+
+// PeekVG runs fullreport --readonly for the VG and never caches it; a cached report answers.
+func TestPeekVG(t *testing.T) {
+	f := newFake(t,
+		result{stdout: twoVGs("1", "1")},
+		result{stdout: twoVGs("2", "2")},
+		result{stdout: twoVGs("3", "3")},
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		r, err := c.PeekVG(ctx, "vga")
+		if err != nil || r.LVByName("vga", "la") == nil || r.VGByName("vgb") != nil {
+			t.Fatalf("PeekVG: %+v, %v", r, err)
+		}
+	}
+	if f.calls() != 2 {
+		t.Errorf("PeekVG was cached: %d execs for 2 peeks", f.calls())
+	}
+	if args := f.argv(0)[1:]; args[1] != "--readonly" || args[len(args)-1] != "vga" {
+		t.Errorf("PeekVG ran lvm %v, want fullreport --readonly … vga", args)
+	}
+	if _, err := c.ReportVG(ctx, "vga"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.PeekVG(ctx, "vga"); err != nil || r.VGs[0].Free != 3 || f.calls() != 3 {
+		t.Errorf("PeekVG with the VG cached: %+v, %v, %d execs", r, err, f.calls())
 	}
 }

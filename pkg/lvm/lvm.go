@@ -19,6 +19,8 @@ import (
 
 	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/localnvme/localnvme/pkg/execwait"
 )
 
 // Options configure a Client.
@@ -36,6 +38,8 @@ type Options struct {
 	CommandTimeout time.Duration
 	// now is the clock (tests).
 	now func() time.Time
+	// grace is how long a killed command may take to exit (execwait.DefaultGrace; tests).
+	grace time.Duration
 }
 
 // DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
@@ -51,11 +55,16 @@ type Client struct {
 	ex   utilexec.Interface
 	opts Options
 
-	mu     sync.Mutex
-	gen    uint64  // bumped by every invalidation
-	cache  *Report // valid report for generation gen, or nil
-	cached time.Time
-	flight *flight // refresh in progress, or nil
+	mu      sync.Mutex
+	gen     uint64             // bumped by every invalidation
+	cache   map[string]cached  // by scope ("" everything, else one VG's name), valid for gen
+	flights map[string]*flight // by scope: the refresh in progress
+}
+
+// cached is one scope's report and when it was read.
+type cached struct {
+	rep *Report
+	at  time.Time
 }
 
 // flight is one in-progress refresh shared by concurrent Report callers.
@@ -79,7 +88,10 @@ func New(ex utilexec.Interface, o Options) *Client {
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = DefaultCommandTimeout
 	}
-	return &Client{ex: ex, opts: o}
+	if o.grace <= 0 {
+		o.grace = execwait.DefaultGrace
+	}
+	return &Client{ex: ex, opts: o, cache: map[string]cached{}, flights: map[string]*flight{}}
 }
 
 // Invalidate drops the cached report. A refresh already in flight will not
@@ -87,7 +99,7 @@ func New(ex utilexec.Interface, o Options) *Client {
 func (c *Client) Invalidate() {
 	c.mu.Lock()
 	c.gen++
-	c.cache = nil
+	clear(c.cache)
 	c.mu.Unlock()
 }
 
@@ -99,22 +111,80 @@ func (c *Client) Invalidate() {
 // that were already waiting for it but never cached; callers arriving after
 // the invalidation start a new refresh. The refresh is not cancelled when a
 // caller's ctx is; the caller just stops waiting.
+//
+// Reading everything takes every VG's lock in turn: while one VG's lock is held (an lvm
+// command hung on a device that does not answer), Report waits for it, up to
+// CommandTimeout. Questions about one VG use ReportVG, which does not.
 func (c *Client) Report(ctx context.Context) (*Report, error) {
-	c.mu.Lock()
-	if c.cache != nil && c.opts.MaxAge > 0 && c.opts.now().Sub(c.cached) > c.opts.MaxAge {
-		c.gen++
-		c.cache = nil
+	return c.report(ctx, "")
+}
+
+// ReportVG returns the (cached) state of one VG: the VG, its PVs and its LVs, as Report
+// would show them (an empty Report when the VG does not exist). It is read with `lvm
+// fullreport <vg>`, which takes only that VG's lock, so a command hung in another VG does
+// not hold it up. A valid cached Report answers it without running lvm. Caching, sharing
+// and invalidation are Report's.
+func (c *Client) ReportVG(ctx context.Context, vg string) (*Report, error) {
+	if !ValidName(vg) {
+		return nil, fmt.Errorf("%w: volume group name %q", ErrInvalidArgument, vg)
 	}
-	if c.cache != nil {
-		r := c.cache.Clone()
+	c.mu.Lock()
+	if all, ok := c.cachedLocked(""); ok {
+		c.mu.Unlock()
+		return all.OnlyVG(vg), nil
+	}
+	c.mu.Unlock()
+	return c.report(ctx, vg)
+}
+
+// PeekVG returns one VG's LVs, their UUIDs and tags, as its on-disk metadata holds them,
+// without taking the VG's lock (`lvm fullreport --readonly <vg>`): it answers while
+// another command holds that lock (hung or not). It carries no device-mapper state (LVs
+// show inactive, with no kernel device and no usage), so it answers only what the
+// metadata does, such as whether an LV of a name exists. A valid cached report of the VG
+// (or of everything) answers instead; a peek is never cached. An empty Report when the VG
+// does not exist.
+func (c *Client) PeekVG(ctx context.Context, vg string) (*Report, error) {
+	if !ValidName(vg) {
+		return nil, fmt.Errorf("%w: volume group name %q", ErrInvalidArgument, vg)
+	}
+	c.mu.Lock()
+	if all, ok := c.cachedLocked(""); ok {
+		c.mu.Unlock()
+		return all.OnlyVG(vg), nil
+	}
+	if one, ok := c.cachedLocked(vg); ok {
+		c.mu.Unlock()
+		return one, nil
+	}
+	c.mu.Unlock()
+	return c.loadReport(ctx, vg, true)
+}
+
+// cachedLocked returns a copy of scope's cached report when it is valid (c.mu held).
+func (c *Client) cachedLocked(scope string) (*Report, bool) {
+	e, ok := c.cache[scope]
+	if !ok {
+		return nil, false
+	}
+	if c.opts.MaxAge > 0 && c.opts.now().Sub(e.at) > c.opts.MaxAge {
+		delete(c.cache, scope)
+		return nil, false
+	}
+	return e.rep.Clone(), true
+}
+
+func (c *Client) report(ctx context.Context, scope string) (*Report, error) {
+	c.mu.Lock()
+	if r, ok := c.cachedLocked(scope); ok {
 		c.mu.Unlock()
 		return r, nil
 	}
-	f := c.flight
+	f := c.flights[scope]
 	if f == nil || f.gen != c.gen {
 		f = &flight{done: make(chan struct{}), gen: c.gen}
-		c.flight = f
-		go c.refresh(context.WithoutCancel(ctx), f)
+		c.flights[scope] = f
+		go c.refresh(context.WithoutCancel(ctx), scope, f)
 	}
 	f.waiters++
 	c.mu.Unlock()
@@ -130,31 +200,63 @@ func (c *Client) Report(ctx context.Context) (*Report, error) {
 	}
 }
 
-func (c *Client) refresh(ctx context.Context, f *flight) {
-	rep, err := c.loadReport(ctx)
+func (c *Client) refresh(ctx context.Context, scope string, f *flight) {
+	rep, err := c.loadReport(ctx, scope, false)
 	c.mu.Lock()
-	if c.flight == f {
-		c.flight = nil
+	if c.flights[scope] == f {
+		delete(c.flights, scope)
 	}
 	if err == nil && f.gen == c.gen {
-		c.cache = rep
-		c.cached = c.opts.now()
+		c.cache[scope] = cached{rep: rep, at: c.opts.now()}
 	}
 	f.rep, f.err = rep, err
 	c.mu.Unlock()
 	close(f.done)
 }
 
-func (c *Client) loadReport(ctx context.Context) (*Report, error) {
-	out, err := c.run(ctx, false, "fullreport", fullReportArgs()...)
+// loadReport runs one fullreport: of everything (scope ""), or of the VG scope, then
+// without its lock when peek is set.
+func (c *Client) loadReport(ctx context.Context, scope string, peek bool) (*Report, error) {
+	args := fullReportArgs()
+	if peek {
+		args = append([]string{"--readonly"}, args...)
+	}
+	if scope != "" {
+		args = append(args, scope)
+	}
+	out, err := c.run(ctx, false, "fullreport", args...)
 	if err != nil {
+		if scope != "" && vgNotFound(err, scope) {
+			// lvm exits 5 for a VG it does not know; that is an answer, not a failure
+			if rep, perr := ParseFullReport(out); perr == nil && rep.VGByName(scope) == nil {
+				return &Report{}, nil
+			}
+		}
 		return nil, err
 	}
 	rep, err := ParseFullReport(out)
 	if err != nil {
 		return nil, fmt.Errorf("parse lvm fullreport output: %w", err)
 	}
+	if scope != "" {
+		rep = rep.OnlyVG(scope)
+	}
 	return rep, nil
+}
+
+// vgNotFound: err is lvm's exit 5 saying exactly that VG vg does not exist.
+func vgNotFound(err error, vg string) bool {
+	var lerr *Error
+	if !errors.As(err, &lerr) || lerr.ExitCode != 5 {
+		return false
+	}
+	want := `Volume group "` + vg + `" not found`
+	for _, line := range strings.Split(lerr.Stderr, "\n") {
+		if strings.TrimSpace(line) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // Sentinel error kinds, see Error.Kind.
@@ -278,8 +380,21 @@ func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...str
 	logger := klog.FromContext(ctx).V(level)
 
 	start := time.Now()
-	err := cmd.Run()
+	err := execwait.Run(cctx, cmd, c.opts.grace)
 	dur := time.Since(start)
+	if errors.Is(err, execwait.ErrNotExited) {
+		// killed, stuck in the kernel (uninterruptible I/O); its output is still its own
+		lerr := &Error{Args: argv, ExitCode: -1}
+		if ctx.Err() != nil {
+			lerr.cause = fmt.Errorf("the caller gave up (%w), and the killed command had not exited %s later: %w", ctx.Err(), c.opts.grace, err)
+			lerr.Kind = ctx.Err()
+		} else {
+			lerr.cause = fmt.Errorf("killed after %s, the limit for one lvm command, and it had not exited %s later: %w", c.opts.CommandTimeout, c.opts.grace, err)
+			lerr.Kind = ErrTimeout
+		}
+		logger.Info("lvm command failed", "args", argv, "duration", dur, "err", lerr.cause)
+		return nil, lerr
+	}
 	if err == nil {
 		kv := []any{"args", argv, "duration", dur}
 		if s := strings.TrimSpace(stderr.String()); s != "" {

@@ -197,6 +197,31 @@ func (r *Report) PVsInVG(vg string) []PV {
 	return out
 }
 
+// OnlyVG returns a copy of r reduced to one VG: the VG, its PVs and its LVs (empty when r
+// has no VG of that name).
+func (r *Report) OnlyVG(vg string) *Report {
+	out := &Report{}
+	if r == nil {
+		return out
+	}
+	for _, v := range r.VGs {
+		if v.Name == vg {
+			out.VGs = append(out.VGs, v)
+		}
+	}
+	for _, p := range r.PVs {
+		if p.VGName == vg && vg != "" {
+			out.PVs = append(out.PVs, p)
+		}
+	}
+	for _, l := range r.LVs {
+		if l.VGName == vg {
+			out.LVs = append(out.LVs, l)
+		}
+	}
+	return out.Clone()
+}
+
 // Clone returns a deep copy of r.
 func (r *Report) Clone() *Report {
 	if r == nil {

@@ -23,7 +23,10 @@ type staticLVM struct {
 	rep lvm.Report
 }
 
-func (s *staticLVM) Report(context.Context) (*lvm.Report, error)    { r := s.rep; return &r, nil }
+func (s *staticLVM) Report(context.Context) (*lvm.Report, error) { r := s.rep; return &r, nil }
+func (s *staticLVM) ReportVG(_ context.Context, vg string) (*lvm.Report, error) {
+	return s.rep.OnlyVG(vg), nil
+}
 func (s *staticLVM) VGChangeActivate(context.Context, string) error { return nil }
 
 type staticDisks struct {

@@ -29,6 +29,10 @@ type Options struct {
 	// ReportMaxAge bounds how long the cached LVM report is served (default 30s): changes
 	// made outside the driver are seen at the latest after that.
 	ReportMaxAge time.Duration
+	// LVMCommandTimeout bounds every lvm command (default lvm.DefaultCommandTimeout, 3 min);
+	// BlkidTimeout every blkid probe (default disk.DefaultBlkidTimeout, 2 min). The VM tests
+	// shorten them to wedge a device and wait for the kill.
+	LVMCommandTimeout, BlkidTimeout time.Duration
 	// SysRoot and DevRoot default to /sys and /dev.
 	SysRoot, DevRoot string
 	// KubeletDir, when set, confines staging and target paths to kubelet's directory

@@ -30,8 +30,8 @@ func NewParts(o Options) *Parts {
 	if maxAge == 0 {
 		maxAge = defaultReportMaxAge
 	}
-	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: maxAge})
-	prober := &disk.Prober{Exec: ex}
+	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: maxAge, CommandTimeout: o.LVMCommandTimeout})
+	prober := &disk.Prober{Exec: ex, Timeout: o.BlkidTimeout}
 	nv := nvme.Client{} // NVMe admin ioctl: namespace identifiers and SMART health
 	discoverer := disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot, IDs: nv}
 	eng := volume.New(l, disks{Discoverer: discoverer, Prober: prober}, volume.DeviceIO{}, o.Config)

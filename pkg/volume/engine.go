@@ -21,7 +21,11 @@ import (
 
 // LVM is the part of *lvm.Client the engine uses.
 type LVM interface {
+	// Report reads every VG (each one's lock in turn); ReportVG one VG (its lock only);
+	// PeekVG one VG's metadata (no lock, no device-mapper state: for existence checks).
 	Report(ctx context.Context) (*lvm.Report, error)
+	ReportVG(ctx context.Context, vg string) (*lvm.Report, error)
+	PeekVG(ctx context.Context, vg string) (*lvm.Report, error)
 	Invalidate()
 	PVCreate(ctx context.Context, dev string, metadataSize uint64) error
 	VGCreate(ctx context.Context, name string, devs []string, tags []string) error
@@ -404,7 +408,7 @@ func (e *Engine) Capacity(ctx context.Context, className string) (Capacity, erro
 	if err != nil {
 		return Capacity{}, err
 	}
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
 	if err != nil {
 		return Capacity{}, fmt.Errorf("reading LVM state: %w", err)
 	}

@@ -33,6 +33,7 @@ type fakeLVM struct {
 	// cache, if set, is what Report answers (a report cached before a change made outside
 	// the engine) until Invalidate or a mutation drops it, as the real client's cache.
 	cache *lvm.Report
+	peeks int
 }
 
 const fakePEs = 256
@@ -162,6 +163,17 @@ func (f *fakeLVM) Report(context.Context) (*lvm.Report, error) {
 	c := *src
 	c.LVs = append([]lvm.LV(nil), src.LVs...)
 	return &c, nil
+}
+func (f *fakeLVM) ReportVG(ctx context.Context, vg string) (*lvm.Report, error) {
+	r, err := f.Report(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.OnlyVG(vg), nil
+}
+func (f *fakeLVM) PeekVG(_ context.Context, vg string) (*lvm.Report, error) {
+	f.peeks++
+	return f.rep.OnlyVG(vg), nil
 }
 func (f *fakeLVM) Invalidate() { f.cache = nil }
 func (f *fakeLVM) log(s string, a ...any) error {

@@ -39,7 +39,7 @@ func (e *Engine) ClassHealth(ctx context.Context, c *Class) []Condition {
 	if !c.Ready {
 		return []Condition{{Reason: "DeviceClassNotReady", Message: strings.Join(c.Problems, "; "), Unreachable: true}}
 	}
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
 	if err != nil {
 		return []Condition{{Reason: "LVMReportFailed", Message: err.Error(), Unreachable: true}}
 	}

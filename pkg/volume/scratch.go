@@ -124,7 +124,7 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 		// An lvcreate cut short may still have committed; an LV of that name that is not
 		// tagged as this volume's scratch (lvcreate: "already exists") stays.
 		e.lvm.Invalidate()
-		if rep, rerr := e.lvm.Report(dctx); rerr == nil {
+		if rep, rerr := e.lvm.ReportVG(dctx, c.VolumeGroup); rerr == nil {
 			if _, rerr := e.removeScratch(dctx, c, rep, owner); rerr != nil {
 				logger.Error(rerr, "After a failed lvcreate of the scratch LV")
 			}
@@ -258,7 +258,7 @@ func (e *Engine) grewOnto(ctx context.Context, c *Class, owner string, zeroed []
 // the tag stays for the next expand or NodeStage.
 func (e *Engine) untagUnlessGrown(ctx context.Context, v *Volume, tag string) {
 	e.lvm.Invalidate()
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, v.Class.VolumeGroup)
 	if err != nil {
 		return
 	}

@@ -25,14 +25,24 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 		return nil, err
 	}
 	defer unlock()
-	rep, err := e.lvm.Report(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading LVM state: %w", err)
-	}
+	// A retry finds the snapshot its first attempt created, in whatever class it is. Each
+	// class's VG is peeked at without its lock (a command hung in another class's VG does
+	// not hold this one up), then the one holding the name is read properly.
 	for _, c := range e.Classes() {
+		peek, err := e.lvm.PeekVG(ctx, c.VolumeGroup)
+		if err != nil {
+			return nil, fmt.Errorf("looking for snapshot %q in volume group %s of class %s: %w", name, c.VolumeGroup, c.Name, err)
+		}
+		if peek.LVByName(c.VolumeGroup, lvName) == nil {
+			continue
+		}
+		rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
+		if err != nil {
+			return nil, fmt.Errorf("reading LVM state: %w", err)
+		}
 		lv := rep.LVByName(c.VolumeGroup, lvName)
 		if lv == nil {
-			continue
+			return nil, fmt.Errorf("%w: LV %s/%s showed in the volume group's metadata but not in its report; retry", ErrUnavailable, c.VolumeGroup, lvName)
 		}
 		s := e.volumeFromLV(c, rep.VGByName(c.VolumeGroup), *lv)
 		if kindOf(*lv) != KindSnapshot || s.Name != name {
@@ -67,6 +77,10 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	var cow uint64
 	if !c.Thin() {
 		cow = cowSize(src.Size)
+		rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
+		if err != nil {
+			return nil, fmt.Errorf("reading LVM state: %w", err)
+		}
 		capy, err := c.capacity(rep)
 		if err != nil {
 			return nil, err
@@ -78,7 +92,8 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	if err := e.allocating(ctx, c.VolumeGroup, func() error { return e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, lvName, cow, tags) }); err != nil {
 		return nil, wrapLVM(err, "snapshotting %s/%s", c.VolumeGroup, src.LV.Name)
 	}
-	if rep, err = e.lvm.Report(ctx); err != nil {
+	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
+	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
 	lv := rep.LVByName(c.VolumeGroup, lvName)

@@ -115,7 +115,8 @@ func (e *Engine) resolve(ctx context.Context, id string, want Kind, fresh bool) 
 	if fresh {
 		e.lvm.Invalidate()
 	}
-	rep, err := e.lvm.Report(ctx)
+	// Its own VG only: a command hung in another class's VG does not hold it up.
+	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
@@ -182,7 +183,7 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 	}
 	defer unlock()
 
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
@@ -195,18 +196,18 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 		return nil, fmt.Errorf("%w: required %d bytes rounds up to more than the limit %d (allocation unit %d bytes)", ErrOutOfRange, r.Size.Required, r.Size.Limit, c.unit(vg))
 	}
 	// A retry finds the LV its first attempt created, in whatever class it was.
-	for _, oc := range e.Classes() {
-		if lv := rep.LVByName(oc.VolumeGroup, name); lv != nil {
-			if oc.Name != c.Name {
-				return nil, fmt.Errorf("%w: volume %q exists in device class %q, the request names %q", ErrAlreadyExists, r.Name, oc.Name, c.Name)
-			}
-			return e.finishExisting(ctx, c, rep, vg, *lv, r)
-		}
+	if lv := rep.LVByName(c.VolumeGroup, name); lv != nil {
+		return e.finishExisting(ctx, c, rep, vg, *lv, r)
+	}
+	if oc, err := e.classWithLV(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("looking for volume %q in the other device classes: %w", r.Name, err)
+	} else if oc != nil {
+		return nil, fmt.Errorf("%w: volume %q exists in device class %q, the request names %q", ErrAlreadyExists, r.Name, oc.Name, c.Name)
 	}
 
 	var src *Volume
 	if r.Source != "" {
-		if src, err = e.source(rep, r.Source); err != nil {
+		if src, err = e.source(ctx, rep, r.Source); err != nil {
 			return nil, err
 		}
 		if src.Class.Name != c.Name {
@@ -243,7 +244,7 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rep, err = e.lvm.Report(ctx); err != nil {
+	if rep, err = e.lvm.ReportVG(ctx, c.VolumeGroup); err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
 	lv := rep.LVByName(c.VolumeGroup, name)
@@ -295,7 +296,7 @@ func (e *Engine) finishExisting(ctx context.Context, c *Class, rep *lvm.Report, 
 		return nil, fmt.Errorf("%w: volume %q exists with content source %q, the request names %q", ErrAlreadyExists, r.Name, v.Source, r.Source)
 	}
 	if v.Copying {
-		src, err := e.source(rep, r.Source)
+		src, err := e.source(ctx, rep, r.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -332,7 +333,7 @@ func (e *Engine) finishExisting(ctx context.Context, c *Class, rep *lvm.Report, 
 }
 
 // source resolves a content source (volume or snapshot ID).
-func (e *Engine) source(rep *lvm.Report, id string) (*Volume, error) {
+func (e *Engine) source(ctx context.Context, rep *lvm.Report, id string) (*Volume, error) {
 	pid, err := ParseID(id, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: content source %q: %v", ErrNotFound, id, err)
@@ -340,6 +341,12 @@ func (e *Engine) source(rep *lvm.Report, id string) (*Volume, error) {
 	c, err := e.Class(pid.Class)
 	if err != nil || !c.Ready {
 		return nil, fmt.Errorf("%w: content source %q: class %q is not available on this node", ErrNotFound, id, pid.Class)
+	}
+	if rep.VGByName(c.VolumeGroup) == nil {
+		// rep is another class's VG (the request's): read the source's
+		if rep, err = e.lvm.ReportVG(ctx, c.VolumeGroup); err != nil {
+			return nil, fmt.Errorf("reading LVM state: %w", err)
+		}
 	}
 	v, err := c.resolve(e, rep, pid, id)
 	if err != nil {
@@ -459,7 +466,12 @@ func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*V
 	v, err := e.ResolveFresh(ctx, id, KindVolume)
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPrecondition):
-		if where := e.findLV(ctx, pid.LVUUID); where != "" {
+		where, ferr := e.findLV(ctx, pid.LVUUID)
+		if ferr != nil {
+			// Not knowing is not "deleted": the caller retries.
+			return fmt.Errorf("volume %s cannot be resolved (%v), and whether its LV exists elsewhere on the node cannot be read now; not reporting it deleted: %w", id, err, ferr)
+		}
+		if where != "" {
 			// E.g. its class was removed from the configuration: deleting would leak the LV.
 			return fmt.Errorf("%w: volume %s cannot be resolved (%v) but its LV exists as %s; refusing to report it deleted", ErrPrecondition, id, err, where)
 		}
@@ -473,7 +485,7 @@ func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*V
 			return err
 		}
 	}
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, v.Class.VolumeGroup)
 	if err != nil {
 		return fmt.Errorf("reading LVM state: %w", err)
 	}
@@ -513,15 +525,36 @@ func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*V
 }
 
 // findLV returns "vg/lv" of the LV with that (dashless) UUID anywhere on the node, or "".
-func (e *Engine) findLV(ctx context.Context, lvUUID string) string {
+// It reads every VG (the LV may be in one no class names), so a VG whose lock a hung
+// command holds makes it fail (at the lvm command limit).
+func (e *Engine) findLV(ctx context.Context, lvUUID string) (string, error) {
 	rep, err := e.lvm.Report(ctx)
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("reading LVM state: %w", err)
 	}
 	if lv := rep.LVByUUID(lvUUID); lv != nil {
-		return lv.VGName + "/" + lv.Name
+		return lv.VGName + "/" + lv.Name, nil
 	}
-	return ""
+	return "", nil
+}
+
+// classWithLV returns the class other than c whose VG holds an LV named name, or nil. It
+// reads each VG's metadata without the VG's lock (PeekVG; a valid cached report answers
+// first), so a command hung in another class's VG does not hold up a create in this one.
+func (e *Engine) classWithLV(ctx context.Context, c *Class, name string) (*Class, error) {
+	for _, oc := range e.Classes() {
+		if oc.Name == c.Name || oc.VolumeGroup == c.VolumeGroup {
+			continue
+		}
+		rep, err := e.lvm.PeekVG(ctx, oc.VolumeGroup)
+		if err != nil {
+			return nil, fmt.Errorf("reading volume group %s of class %s: %w", oc.VolumeGroup, oc.Name, err)
+		}
+		if rep.LVByName(oc.VolumeGroup, name) != nil {
+			return oc, nil
+		}
+	}
+	return nil, nil
 }
 
 // Expand grows a volume's LV to at least the requested size (never shrinks) and returns the
@@ -562,7 +595,7 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	// (a scratch LV made or left outside this process's view would otherwise make the
 	// lvcreate fail with "already exists" on every retry until the cache expired).
 	e.lvm.Invalidate()
-	rep, err := e.lvm.Report(ctx)
+	rep, err := e.lvm.ReportVG(ctx, v.Class.VolumeGroup)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
@@ -574,7 +607,7 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 			return nil, err
 		}
 		if removed {
-			if rep, err = e.lvm.Report(ctx); err != nil {
+			if rep, err = e.lvm.ReportVG(ctx, v.Class.VolumeGroup); err != nil {
 				return nil, fmt.Errorf("reading LVM state: %w", err)
 			}
 		}

@@ -101,10 +101,17 @@ deviceClasses:
 // startNode builds the node plugin on the real devices and serves it on a unix socket.
 func startNode(t testing.TB, cfg *config.Config) (*node.Node, string, *grpc.ClientConn) {
 	t.Helper()
+	return startNodeWith(t, node.Options{Config: cfg})
+}
+
+// startNodeWith is startNode with more options (NodeID and Version are set here).
+func startNodeWith(t testing.TB, o node.Options) (*node.Node, string, *grpc.ClientConn) {
+	t.Helper()
 	requireVM(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = klog.NewContext(ctx, klog.Background().WithValues("test", t.Name()))
-	n, err := node.Build(ctx, node.Options{NodeID: *nodeName, Version: "vmtest", Config: cfg})
+	o.NodeID, o.Version = *nodeName, "vmtest"
+	n, err := node.Build(ctx, o)
 	if err != nil {
 		t.Fatalf("building node: %v", err)
 	}
