@@ -206,3 +206,32 @@ func refusedSparesClasses() string {
   - serial: %s
 `, serialSpare0, serialSpare1)
 }
+
+// mounted reports whether something is mounted at path (the mount point, as mountinfo shows it).
+func mounted(t testing.TB, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+// createVolume creates a volume of class with the given size and capability and returns its ID.
+func createVolume(t testing.TB, ctl csi.ControllerClient, name, class string, size int64, capy *csi.VolumeCapability) string {
+	t.Helper()
+	resp, err := ctl.CreateVolume(context.Background(), &csi.CreateVolumeRequest{
+		Name: name, CapacityRange: &csi.CapacityRange{RequiredBytes: size},
+		Parameters:         map[string]string{"localnvme.io/device-class": class},
+		VolumeCapabilities: []*csi.VolumeCapability{capy},
+	})
+	if err != nil {
+		t.Fatalf("CreateVolume %s: %v", name, err)
+	}
+	return resp.GetVolume().GetVolumeId()
+}

@@ -27,18 +27,7 @@ func TestOneLockPerVolume(t *testing.T) {
 	ctl, nodeC := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
 	ctx := context.Background()
 	capy := mountCap("ext4", csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
-	create := func(name string, size int64) string {
-		t.Helper()
-		resp, err := ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{
-			Name: name, CapacityRange: &csi.CapacityRange{RequiredBytes: size},
-			Parameters:         map[string]string{"localnvme.io/device-class": "thick"},
-			VolumeCapabilities: []*csi.VolumeCapability{capy},
-		})
-		if err != nil {
-			t.Fatalf("CreateVolume %s: %v", name, err)
-		}
-		return resp.GetVolume().GetVolumeId()
-	}
+	create := func(name string, size int64) string { return createVolume(t, ctl, name, "thick", size, capy) }
 	lvOf := func(id string, kind volume.Kind) string {
 		t.Helper()
 		pid, err := volume.ParseID(id, kind)

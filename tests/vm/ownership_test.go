@@ -24,29 +24,7 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	ctl, nodeC := csi.NewControllerClient(conn), csi.NewNodeClient(conn)
 	ctx := context.Background()
 	capy := mountCap("ext4", csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
-	create := func(name string) string {
-		resp, err := ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{
-			Name: name, CapacityRange: &csi.CapacityRange{RequiredBytes: 64 << 20},
-			Parameters:         map[string]string{"localnvme.io/device-class": "thick"},
-			VolumeCapabilities: []*csi.VolumeCapability{capy},
-		})
-		if err != nil {
-			t.Fatalf("CreateVolume %s: %v", name, err)
-		}
-		return resp.GetVolume().GetVolumeId()
-	}
-	mounted := func(path string) bool {
-		b, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 4 && f[4] == path {
-				return true
-			}
-		}
-		return false
-	}
+	create := func(name string) string { return createVolume(t, ctl, name, "thick", 64<<20, capy) }
 	refused := func(what string, err error, code codes.Code, msg string) {
 		t.Helper()
 		st := status.Convert(err)
@@ -81,8 +59,8 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	refused("NodeUnpublishVolume of b at a's target", err, codes.FailedPrecondition, "not volume "+b)
 	_, err = nodeC.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: b, StagingTargetPath: stageA})
 	refused("NodeUnstageVolume of b at a's staging path", err, codes.FailedPrecondition, "not volume "+b)
-	if !mounted(targetA) || !mounted(stageA) {
-		t.Errorf("a is no longer mounted: target %v, staging %v", mounted(targetA), mounted(stageA))
+	if !mounted(t, targetA) || !mounted(t, stageA) {
+		t.Errorf("a is no longer mounted: target %v, staging %v", mounted(t, targetA), mounted(t, stageA))
 	}
 	readFile(filepath.Join(targetA, "a-data"), "volume a")
 
@@ -100,7 +78,7 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	refused("NodeUnpublishVolume at a tmpfs", err, codes.FailedPrecondition, "not a device-mapper device")
 	_, err = nodeC.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: a, StagingTargetPath: foreign})
 	refused("NodeUnstageVolume at a tmpfs", err, codes.FailedPrecondition, "left alone")
-	if !mounted(foreign) {
+	if !mounted(t, foreign) {
 		t.Errorf("the foreign tmpfs was unmounted")
 	}
 	readFile(filepath.Join(foreign, "data"), "foreign")
@@ -115,7 +93,7 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	_, err = nodeC.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: a, StagingTargetPath: stageA, TargetPath: plain, VolumeCapability: capy})
 	refused("NodePublishVolume onto a plain file", err, codes.FailedPrecondition, "a 7-byte regular file")
 	readFile(plain, "keep me")
-	if mounted(plain) {
+	if mounted(t, plain) {
 		t.Errorf("something was mounted on %s", plain)
 	}
 
@@ -135,7 +113,7 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	refused("NodePublishVolume through a symlink to /etc", err, codes.FailedPrecondition, "/etc is a directory with entries")
 	_, err = nodeC.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: b, StagingTargetPath: full, VolumeCapability: capy})
 	refused("NodeStageVolume of b onto a directory with entries", err, codes.FailedPrecondition, "a directory with entries")
-	if mounted(full) || mounted("/etc") {
+	if mounted(t, full) || mounted(t, "/etc") {
 		t.Errorf("something was mounted on %s or /etc", full)
 	}
 	if typ := blkidType(t, "/dev/lnv-thick/"+strings.Split(b, ".")[2]); typ != "" {
@@ -158,7 +136,7 @@ func TestNodeTouchesOnlyItsOwnVolume(t *testing.T) {
 	if _, err := nodeC.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: a, StagingTargetPath: stageA}); err != nil {
 		t.Fatalf("NodeUnstageVolume a: %v", err)
 	}
-	if mounted(targetA) || mounted(stageA) {
+	if mounted(t, targetA) || mounted(t, stageA) {
 		t.Errorf("a still mounted after its own unpublish/unstage")
 	}
 	if _, err := os.Lstat(targetA); !os.IsNotExist(err) {

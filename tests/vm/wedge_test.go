@@ -421,17 +421,3 @@ func holdVGLock(t *testing.T, vg string) func() {
 	t.Fatalf("could not hold %s: lvm kept replacing it", path)
 	return nil
 }
-
-func mounted(t testing.TB, path string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == path {
-			return true
-		}
-	}
-	return false
-}
