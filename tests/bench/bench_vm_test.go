@@ -605,7 +605,7 @@ func (b *bench) createDelete(c classInfo) {
 
 func (b *bench) snapshot(c classInfo) {
 	src := b.create(fmt.Sprintf("bench-snapsrc-%s-%d", c.name, b.level), c.name, b.size(), blockCap(), nil)
-	bareSrc := "baresnapsrc"
+	bareSrc := fmt.Sprintf("baresnapsrc%d", b.level)
 	b.bareCreate(c, bareSrc, b.size())
 	desc := "lvcreate -s -kn -ay (thin snapshot)"
 	var cow uint64
@@ -652,7 +652,7 @@ func (b *bench) snapshot(c classInfo) {
 func (b *bench) cloneThin() {
 	c := classByName("thin")
 	src := b.create(fmt.Sprintf("bench-clonesrc-thin-%d", b.level), c.name, b.size(), blockCap(), nil)
-	bareSrc := "bareclonesrc"
+	bareSrc := fmt.Sprintf("bareclonesrc%d", b.level)
 	b.bareCreate(c, bareSrc, b.size())
 	m := b.measure("clone/thin", "CreateVolume from a volume (block)", "lvcreate -s -kn -ay (thin snapshot as a volume)")
 	for i := 0; i < b.k.n; i++ {
@@ -676,7 +676,7 @@ func (b *bench) cloneThick() {
 	size := uint64(b.k.cloneMiB) * mib
 	cow := size + size/64 + 8*mib
 	src := b.create(fmt.Sprintf("bench-clonesrc-thick-%d", b.level), c.name, size, blockCap(), nil)
-	bareSrc := "bareclonesrc"
+	bareSrc := fmt.Sprintf("bareclonesrc%d", b.level)
 	b.bareCreate(c, bareSrc, size)
 	m := b.measure("clone/thick", "CreateVolume from a volume (block): lvcreate, COW snapshot, copy, lvremove",
 		"lvcreate -Zy -Wy -L S + lvcreate -s -L cow + dd bs=4M conv=fsync + lvremove -f")
@@ -732,26 +732,37 @@ func mkdirs(ps ...string) {
 func (b *bench) expand(c classInfo, fs string) {
 	base := uint64(b.k.stageMiB) * mib
 	const step = 64 * mib
-	d := filepath.Join(b.dir, "expand")
+	d := filepath.Join(b.dir, fmt.Sprintf("expand-%s-%d", c.name, b.level))
 	dStage, dTarget, bStage, bTarget := d+"/d-stage", d+"/d-target", d+"/b-stage", d+"/b-target"
 	mkdirs(dStage, bStage, bTarget)
-	id := b.create(fmt.Sprintf("bench-expand-%s-%d", c.name, b.level), c.name, base, fsCap(fs), nil)
-	b.stage(id, dStage, dTarget, fs)
-	bare := "bareexpand"
+	bare := fmt.Sprintf("bareexpand%d", b.level)
 	dev := "/dev/" + c.vg + "/" + bare
+	var id string
+	// Cleanup also after a failure, so the next group starts from a clean node.
+	defer func() {
+		if id != "" {
+			quietly(func() { b.unstage(id, dStage, dTarget) })
+			quietly(func() { b.deleteVolume(id) })
+		}
+		quietly(func() { sh("umount", bTarget) })
+		quietly(func() { sh("umount", bStage) })
+		quietly(func() { b.lvm("lvremove", "-f", c.vg+"/"+bare) })
+	}()
+	id = b.create(fmt.Sprintf("bench-expand-%s-%d", c.name, b.level), c.name, base, fsCap(fs), nil)
+	b.stage(id, dStage, dTarget, fs)
 	b.bareCreate(c, bare, base)
 	mk, mkArgs := mkfsArgs(fs, dev)
 	sh(mk, mkArgs...)
 	sh("mount", mountArgs(fs, dev, bStage)...)
 	sh("mount", "--bind", bStage, bTarget)
-	bareDesc := "lvextend -L + blkdiscard -z of the added range + resize2fs (online)"
+	bareDesc := "lvextend -L + blkdiscard -f -z of the added range + resize2fs (online)"
 	if c.thin {
 		bareDesc = "lvextend -L + xfs_growfs (online)"
 		if fs == "ext4" {
 			bareDesc = "lvextend -L + resize2fs (online)"
 		}
 	} else if fs == "xfs" {
-		bareDesc = "lvextend -L + blkdiscard -z of the added range + xfs_growfs (online)"
+		bareDesc = "lvextend -L + blkdiscard -f -z of the added range + xfs_growfs (online)"
 	}
 	m := b.measure("expand/"+c.name+"-"+fs, "ControllerExpandVolume + NodeExpandVolume", bareDesc)
 	m.note = "+64 MiB per iteration"
@@ -771,7 +782,9 @@ func (b *bench) expand(c classInfo, fs string) {
 			m.bareSide(func() {
 				b.lvm("lvextend", "-L", bytesArg(size), c.vg+"/"+bare)
 				if !c.thin {
-					sh("blkdiscard", "-z", "-o", strconv.FormatUint(old, 10), "-l", strconv.FormatUint(size-old, 10), dev)
+					// -f: the LV is mounted (blkdiscard refuses a busy device otherwise); the
+					// range is past the filesystem's end until resize2fs runs.
+					sh("blkdiscard", "-f", "-z", "-o", strconv.FormatUint(old, 10), "-l", strconv.FormatUint(size-old, 10), dev)
 				}
 				if fs == "xfs" {
 					sh("xfs_growfs", bTarget)
@@ -782,11 +795,12 @@ func (b *bench) expand(c classInfo, fs string) {
 		})
 	}
 	m.done()
-	b.unstage(id, dStage, dTarget)
-	b.deleteVolume(id)
-	sh("umount", bTarget)
-	sh("umount", bStage)
-	b.lvm("lvremove", "-f", c.vg+"/"+bare)
+}
+
+// quietly runs a cleanup step, ignoring its failure.
+func quietly(f func()) {
+	defer func() { _ = recover() }()
+	f()
 }
 
 // stageMeasure: kubelet's NodeStage + NodePublish of a new (never formatted) volume, the
