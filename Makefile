@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 OUT ?= $(CURDIR)/_output
 export OUT
 
-.PHONY: all build unit vm-test test demo vm-demo vm-smoke clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
+.PHONY: all build unit vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
 
 all: build
 
@@ -18,6 +18,7 @@ unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
 	$(GO) vet -tags e2e ./tests/e2e/
+	$(GO) vet -tags vmbench ./tests/bench/
 	$(GO) test ./...
 
 # Real-device tests in the qemu VM: safety tests + csi-sanity in four configurations.
@@ -58,6 +59,12 @@ e2e:
 # tainted, rebuilt with blank drives, under PostgreSQL StatefulSets).
 e2e-nodeloss:
 	E2E_NODELOSS=1 E2E_RUN='TestE2E/(cluster/leader-election|node-deleted|node-returns|out-of-service|rebuilt-node)$$' hack/cluster/e2e.sh
+
+# The driver against the bare LVM/filesystem tools in one VM (hack/bench.sh, docs/performance.md):
+# _output/bench/results.{json,md}. Long (hours at the default levels); not part of `make test`.
+# Quick look: BENCH_LEVELS=10 BENCH_N=3 BENCH_N_SLOW=1 make bench
+bench:
+	hack/bench.sh
 
 vm-smoke:
 	hack/vm/smoke.sh

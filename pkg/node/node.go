@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/disk"
@@ -41,6 +42,13 @@ type Options struct {
 	// SocketGroup, when set, may connect to the CSI socket besides root
 	// (driver.Options.SocketGroup).
 	SocketGroup *int
+	// Exec runs every external command of the node (lvm, blkid, mkfs, the filesystem grow
+	// tools); nil is the real one (k8s.io/utils/exec). The benchmark (tests/bench) passes a
+	// wrapper that counts the commands each RPC runs.
+	Exec utilexec.Interface
+	// Host is the node's mount surface; nil is driver.NewOSHost (the benchmark wraps it to
+	// count mounts).
+	Host driver.Host
 }
 
 // disks joins discovery and the emptiness probe.
@@ -63,11 +71,15 @@ func Build(ctx context.Context, o Options) (*Node, error) {
 	p := NewParts(o)
 	eng := p.Engine
 	eng.Setup(ctx)
+	host := o.Host
+	if host == nil {
+		host = driver.NewOSHost(p.Exec)
+	}
 	m := metrics.New()
 	m.Register(newMetricsSource(eng))
 	d, err := driver.New(driver.Options{
 		NodeID: o.NodeID, Version: o.Version, Mode: driver.ModeNode,
-		Engine: eng, Host: driver.NewOSHost(p.Exec), Exec: p.Exec, Prober: p.Prober,
+		Engine: eng, Host: host, Exec: p.Exec, Prober: p.Prober,
 		Interceptors: []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()},
 		KubeletDir:   o.KubeletDir,
 		SocketGroup:  o.SocketGroup,

@@ -25,7 +25,10 @@ const defaultReportMaxAge = 30 * time.Second
 
 // NewParts wires the LVM client, disk discovery and the engine. Nothing is touched.
 func NewParts(o Options) *Parts {
-	ex := utilexec.New()
+	ex := o.Exec
+	if ex == nil {
+		ex = utilexec.New()
+	}
 	maxAge := o.ReportMaxAge
 	if maxAge == 0 {
 		maxAge = defaultReportMaxAge
