@@ -128,13 +128,20 @@ func (c *Client) ReportVG(ctx context.Context, vg string) (*Report, error) {
 	if !ValidName(vg) {
 		return nil, fmt.Errorf("%w: volume group name %q", ErrInvalidArgument, vg)
 	}
-	c.mu.Lock()
-	if all, ok := c.cachedLocked(""); ok {
-		c.mu.Unlock()
-		return all.OnlyVG(vg), nil
+	if all, ok := c.cachedAll(vg); ok {
+		return all, nil
 	}
-	c.mu.Unlock()
 	return c.report(ctx, vg)
+}
+
+// cachedAll answers one VG from a valid cached report of everything.
+func (c *Client) cachedAll(vg string) (*Report, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if all, ok := c.cachedLocked(""); ok {
+		return all.OnlyVG(vg), true
+	}
+	return nil, false
 }
 
 // PeekVG returns one VG's LVs, their UUIDs and tags, as its on-disk metadata holds them,
@@ -148,16 +155,15 @@ func (c *Client) PeekVG(ctx context.Context, vg string) (*Report, error) {
 	if !ValidName(vg) {
 		return nil, fmt.Errorf("%w: volume group name %q", ErrInvalidArgument, vg)
 	}
-	c.mu.Lock()
-	if all, ok := c.cachedLocked(""); ok {
-		c.mu.Unlock()
-		return all.OnlyVG(vg), nil
+	if all, ok := c.cachedAll(vg); ok {
+		return all, nil
 	}
-	if one, ok := c.cachedLocked(vg); ok {
-		c.mu.Unlock()
+	c.mu.Lock()
+	one, ok := c.cachedLocked(vg)
+	c.mu.Unlock()
+	if ok {
 		return one, nil
 	}
-	c.mu.Unlock()
 	return c.loadReport(ctx, vg, true)
 }
 
