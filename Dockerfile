@@ -8,6 +8,7 @@
 #        (rootfs.sh reads them from this file: keep them on that one line), upgraded from
 #        bookworm-updates/-security, docs/man/locales/apt lists trimmed like the slim image
 #   COPY hack/image/lvm.conf                           ->  the same file, its own layer
+#   COPY hack/image/localnvme-shell.profile            ->  the same file, its own layer
 #   COPY --from=build localnvme                        ->  `make build` (same -ldflags), top layer
 #   ENTRYPOINT, PATH                                   ->  the same config
 # A change here needs the same change in hack/image/build.sh or rootfs.sh, and vice versa.
@@ -25,5 +26,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # LVM without udev, dmeventd or lvmpolld in the container: see the comments in the file.
 COPY hack/image/lvm.conf /etc/lvm/lvm.conf
+# The profile of the lvm shells the node plugin runs lvm commands in (--lvm-shell); the plugin
+# writes it itself when it is missing or differs (pkg/lvm.ShellProfile).
+COPY hack/image/localnvme-shell.profile /etc/lvm/profile/localnvme-shell.profile
 COPY --from=build /out/localnvme /usr/local/bin/localnvme
 ENTRYPOINT ["/usr/local/bin/localnvme"]

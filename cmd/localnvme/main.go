@@ -21,6 +21,7 @@ import (
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/driver"
 	"github.com/localnvme/localnvme/pkg/events"
+	"github.com/localnvme/localnvme/pkg/lvm"
 	"github.com/localnvme/localnvme/pkg/node"
 	"github.com/localnvme/localnvme/pkg/nodesync"
 	"github.com/localnvme/localnvme/pkg/registration"
@@ -74,6 +75,7 @@ func runNode(args []string) int {
 	nodeID := fs.String("node-id", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME, else the hostname)")
 	cfgPath := fs.String("config", "/etc/localnvme/config.yaml", "device class configuration file")
 	lvmConfig := fs.String("lvm-config", "", "extra LVM configuration passed to every lvm command as --config")
+	lvmShell := fs.Bool("lvm-shell", true, "run lvm commands in long-lived lvm shells (no process start per command; the profile "+lvm.ShellProfileName+" is written into LVM's profile directory); false: a process per command")
 	maxAge := fs.Duration("lvm-report-max-age", 30*time.Second, "serve the cached LVM report at most this long (mutations always refresh it)")
 	metricsAddr := fs.String("metrics-address", ":9810", `serve Prometheus /metrics and /healthz on this address ("" disables)`)
 	metricsIP := fs.String("metrics-ip", "", `listen for metrics only on this IP (with --metrics-address's port; the manifests pass the node's IP, so a hostNetwork pod does not listen on every interface of the node)`)
@@ -107,7 +109,11 @@ func runNode(args []string) int {
 		logger.Error(err, "Invalid configuration", "path", *cfgPath)
 		return 1
 	}
-	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge, KubeletDir: *kubeletDir, SocketGroup: sockGID})
+	shellMode := node.LVMShellOn
+	if !*lvmShell {
+		shellMode = node.LVMShellOff
+	}
+	n, err := node.Build(ctx, node.Options{NodeID: *nodeID, Version: version, Config: cfg, LVMConfig: *lvmConfig, ReportMaxAge: *maxAge, KubeletDir: *kubeletDir, SocketGroup: sockGID, LVMShell: shellMode})
 	if err != nil {
 		logger.Error(err, "Starting node plugin")
 		return 1

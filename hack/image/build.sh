@@ -222,6 +222,8 @@ image_localnvme() {
      "comment": "debootstrap --variant=minbase bookworm + $(sed -n 's/.*apt-get install -y --no-install-recommends \([a-z0-9 .+-]*\).*/\1/p' "$REPO/Dockerfile" | xargs) (hack/image/rootfs.sh)"},
     {"comment": "COPY hack/image/lvm.conf /etc/lvm/lvm.conf", "entries": [
       {"path": "etc/lvm/lvm.conf", "src": $(json_str "$HERE/lvm.conf"), "mode": "0644"}]},
+    {"comment": "COPY hack/image/localnvme-shell.profile /etc/lvm/profile/localnvme-shell.profile", "entries": [
+      {"path": "etc/lvm/profile/localnvme-shell.profile", "src": $(json_str "$HERE/localnvme-shell.profile"), "mode": "0644"}]},
     {"comment": "COPY localnvme /usr/local/bin/localnvme", "entries": [
       {"path": "usr/local/bin/localnvme", "src": $(json_str "$IMG/bin/localnvme"), "mode": "0755", "static": true}]}
   ]

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	mount "k8s.io/mount-utils"
@@ -81,6 +82,20 @@ func (m *memLVM) AddTags(_ context.Context, vg, name string, tags []string) erro
 	lv.Tags = append(append([]string(nil), lv.Tags...), tags...)
 	return nil
 }
+func (m *memLVM) ChangeTags(ctx context.Context, vg, name string, add, del []string) error {
+	if len(add) > 0 {
+		if err := m.AddTags(ctx, vg, name, add); err != nil {
+			return err
+		}
+	}
+	if len(del) > 0 {
+		m.calls = append(m.calls, fmt.Sprint("deltag ", name, del))
+		lv := m.rep.LVByName(vg, name)
+		lv.Tags = slices.DeleteFunc(append([]string(nil), lv.Tags...), func(t string) bool { return slices.Contains(del, t) })
+	}
+	return nil
+}
+func (m *memLVM) InvalidateVG(string) {}
 func (m *memLVM) RemoveLV(_ context.Context, vg, name string) error {
 	for i, lv := range m.rep.LVs {
 		if lv.VGName == vg && lv.Name == name {

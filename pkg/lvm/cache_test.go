@@ -3,6 +3,8 @@ package lvm
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -396,8 +398,48 @@ func TestReportVGNotFound(t *testing.T) {
 	}
 }
 
-// PeekVG runs fullreport --readonly for the VG and never caches it; a cached report answers.
+// PeekVG runs fullreport --readonly for the VG and caches it as its own scope until a
+// mutation of that VG; a cached report of the VG answers too.
 func TestPeekVG(t *testing.T) {
+	f := newFake(t,
+		result{stdout: twoVGs("1", "1")},
+		result{stdout: twoVGs("2", "2")},
+		result{stdout: twoVGs("3", "3")},
+		result{stdout: twoVGs("4", "4")},
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		r, err := c.PeekVG(ctx, "vga")
+		if err != nil || r.LVByName("vga", "la") == nil || r.VGByName("vgb") != nil || r.VGs[0].Free != 1 {
+			t.Fatalf("PeekVG: %+v, %v", r, err)
+		}
+	}
+	if f.calls() != 1 {
+		t.Errorf("PeekVG was not cached: %d execs for 2 peeks", f.calls())
+	}
+	if args := f.argv(0)[1:]; args[1] != "--readonly" || args[len(args)-1] != "vga" {
+		t.Errorf("PeekVG ran lvm %v, want fullreport --readonly … vga", args)
+	}
+	// a mutation of another VG leaves the peek; one of vga drops it
+	c.InvalidateVG("vgb")
+	if r, err := c.PeekVG(ctx, "vga"); err != nil || r.VGs[0].Free != 1 || f.calls() != 1 {
+		t.Errorf("PeekVG after vgb changed: %+v, %v, %d execs", r, err, f.calls())
+	}
+	c.InvalidateVG("vga")
+	if r, err := c.PeekVG(ctx, "vga"); err != nil || r.VGs[0].Free != 2 || f.calls() != 2 {
+		t.Errorf("PeekVG after vga changed: %+v, %v, %d execs", r, err, f.calls())
+	}
+	if _, err := c.ReportVG(ctx, "vga"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.PeekVG(ctx, "vga"); err != nil || r.VGs[0].Free != 3 || f.calls() != 3 {
+		t.Errorf("PeekVG with the VG cached: %+v, %v, %d execs", r, err, f.calls())
+	}
+}
+
+// A mutation of one VG drops only that VG's report and the report of everything.
+func TestInvalidateVG(t *testing.T) {
 	f := newFake(t,
 		result{stdout: twoVGs("1", "1")},
 		result{stdout: twoVGs("2", "2")},
@@ -405,22 +447,54 @@ func TestPeekVG(t *testing.T) {
 	)
 	c := New(f.fe, Options{})
 	ctx := context.Background()
-	for i := 0; i < 2; i++ {
-		r, err := c.PeekVG(ctx, "vga")
-		if err != nil || r.LVByName("vga", "la") == nil || r.VGByName("vgb") != nil {
-			t.Fatalf("PeekVG: %+v, %v", r, err)
+	for _, vg := range []string{"vga", "vgb"} {
+		if _, err := c.ReportVG(ctx, vg); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if f.calls() != 2 {
-		t.Errorf("PeekVG was cached: %d execs for 2 peeks", f.calls())
+		t.Fatalf("two VGs read with %d execs", f.calls())
 	}
-	if args := f.argv(0)[1:]; args[1] != "--readonly" || args[len(args)-1] != "vga" {
-		t.Errorf("PeekVG ran lvm %v, want fullreport --readonly … vga", args)
+	c.InvalidateVG("vga")
+	if r, err := c.ReportVG(ctx, "vgb"); err != nil || r.VGs[0].Free != 2 || f.calls() != 2 {
+		t.Errorf("vgb after a change of vga: %+v, %v, %d execs (want its cached report)", r, err, f.calls())
 	}
+	if r, err := c.ReportVG(ctx, "vga"); err != nil || r.VGByName("vga").Free != 3 || f.calls() != 3 {
+		t.Errorf("vga after its change: %+v, %v, %d execs (want a fresh read)", r, err, f.calls())
+	}
+}
+
+// A tag change lvm confirms is applied to the cached report (no fullreport after it); a
+// failed one drops the VG's report.
+func TestChangeTagsPatchesCache(t *testing.T) {
+	f := newFake(t,
+		result{stdout: twoVGs("1", "1")},
+		result{},        // lvchange: success
+		result{exit: 5}, // lvchange: failure
+		result{stdout: twoVGs("2", "2")},
+	)
+	c := New(f.fe, Options{})
+	ctx := context.Background()
 	if _, err := c.ReportVG(ctx, "vga"); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := c.PeekVG(ctx, "vga"); err != nil || r.VGs[0].Free != 3 || f.calls() != 3 {
-		t.Errorf("PeekVG with the VG cached: %+v, %v, %d execs", r, err, f.calls())
+	if err := c.ChangeTags(ctx, "vga", "la", []string{"lnv.x=1", "lnv.y=2"}, []string{"lnv.none=0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.argv(1)[1:], " "); got != "lvchange --addtag lnv.x=1 --addtag lnv.y=2 --deltag lnv.none=0 vga/la" {
+		t.Errorf("ran lvm %s", got)
+	}
+	rep, err := c.ReportVG(ctx, "vga")
+	if err != nil || f.calls() != 2 {
+		t.Fatalf("read after a tag change: %v, %d execs (want the patched cache)", err, f.calls())
+	}
+	if lv := rep.LVByName("vga", "la"); lv == nil || !slices.Contains(lv.Tags, "lnv.x=1") || !slices.Contains(lv.Tags, "lnv.y=2") {
+		t.Errorf("patched LV: %+v", lv)
+	}
+	if err := c.ChangeTags(ctx, "vga", "la", nil, []string{"lnv.x=1"}); err == nil {
+		t.Fatal("failed lvchange: no error")
+	}
+	if rep, err := c.ReportVG(ctx, "vga"); err != nil || f.calls() != 4 || rep.VGs[0].Free != 2 {
+		t.Errorf("read after a failed tag change: %v, %d execs (want a fresh read)", err, f.calls())
 	}
 }

@@ -16,9 +16,11 @@ import (
 
 func bytesArg(n uint64) string { return strconv.FormatUint(n, 10) + "b" }
 
-func (c *Client) mutate(ctx context.Context, sub string, args ...string) error {
-	defer c.Invalidate()
-	_, err := c.run(ctx, true, sub, args...)
+// mutate runs a mutation of VG vg ("" for one of devices outside any VG, or of several)
+// in vg's shell, and invalidates what it may have changed.
+func (c *Client) mutate(ctx context.Context, vg, sub string, args ...string) error {
+	defer c.InvalidateVG(vg)
+	_, err := c.run(ctx, true, vg, sub, args...)
 	return err
 }
 
@@ -76,7 +78,7 @@ func (c *Client) PVCreate(ctx context.Context, dev string, metadataSize uint64) 
 	if metadataSize > 0 {
 		args = append(args, "--metadatasize", bytesArg(metadataSize))
 	}
-	return c.mutate(ctx, "pvcreate", append(args, dev)...)
+	return c.mutate(ctx, "", "pvcreate", append(args, dev)...)
 }
 
 // VGCreate creates a VG: `vgcreate [--addtag t]... name devs...`.
@@ -92,7 +94,7 @@ func (c *Client) VGCreate(ctx context.Context, name string, devs []string, tags 
 		return err
 	}
 	args = append(args, name)
-	return c.mutate(ctx, "vgcreate", append(args, devs...)...)
+	return c.mutate(ctx, "", "vgcreate", append(args, devs...)...)
 }
 
 // VGExtend adds PVs to a VG: `vgextend name devs...`.
@@ -103,7 +105,7 @@ func (c *Client) VGExtend(ctx context.Context, name string, devs []string) error
 	if err := checkDevs(devs); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "vgextend", append([]string{name}, devs...)...)
+	return c.mutate(ctx, "", "vgextend", append([]string{name}, devs...)...)
 }
 
 // CreateLVOptions describe a new thick or thin LV.
@@ -158,7 +160,7 @@ func (c *Client) CreateLV(ctx context.Context, o CreateLVOptions) error {
 		args = append(args, "-L", bytesArg(o.Size))
 	}
 	args = append(args, "-n", o.Name, o.VG)
-	return c.mutate(ctx, "lvcreate", args...)
+	return c.mutate(ctx, o.VG, "lvcreate", args...)
 }
 
 // CreateThinPool creates a thin pool using extentsPercentFree percent of the
@@ -180,7 +182,7 @@ func (c *Client) CreateThinPool(ctx context.Context, vg, name string, extentsPer
 		return err
 	}
 	args = append(args, "-n", name, vg)
-	return c.mutate(ctx, "lvcreate", args...)
+	return c.mutate(ctx, vg, "lvcreate", args...)
 }
 
 // CreateSnapshot snapshots vg/origin.
@@ -208,7 +210,7 @@ func (c *Client) CreateSnapshot(ctx context.Context, vg, origin, name string, co
 		return err
 	}
 	args = append(args, "-n", name, ref)
-	return c.mutate(ctx, "lvcreate", args...)
+	return c.mutate(ctx, vg, "lvcreate", args...)
 }
 
 // RemoveLV removes vg/name without prompting: `lvremove -f vg/name`.
@@ -220,7 +222,7 @@ func (c *Client) RemoveLV(ctx context.Context, vg, name string) error {
 	if err != nil {
 		return err
 	}
-	return c.mutate(ctx, "lvremove", "-f", ref)
+	return c.mutate(ctx, vg, "lvremove", "-f", ref)
 }
 
 // ExtendLV grows vg/name to size bytes: `lvextend -L <n>b vg/name`.
@@ -232,37 +234,50 @@ func (c *Client) ExtendLV(ctx context.Context, vg, name string, size uint64) err
 	if size == 0 {
 		return invalidf("LV size must be > 0")
 	}
-	return c.mutate(ctx, "lvextend", "-L", bytesArg(size), ref)
+	return c.mutate(ctx, vg, "lvextend", "-L", bytesArg(size), ref)
 }
 
-func (c *Client) changeTags(ctx context.Context, flag, vg, name string, tags []string) error {
+// ChangeTags adds and removes tags of vg/name in one command:
+// `lvchange [--addtag t]... [--deltag t]... vg/name`. No-op without tags. A change that
+// lvm confirms is applied to the cached reports that hold the LV (a tag change alters
+// nothing else), so the next read needs no fullreport; a failed one invalidates the VG.
+func (c *Client) ChangeTags(ctx context.Context, vg, name string, add, del []string) error {
 	ref, err := lvRef(vg, name)
 	if err != nil {
 		return err
 	}
-	if len(tags) == 0 {
+	if len(add)+len(del) == 0 {
 		return nil
 	}
 	var args []string
-	for _, t := range tags {
+	for _, t := range add {
 		if !ValidTag(t) {
 			return invalidf("invalid tag %q", t)
 		}
-		args = append(args, flag, t)
+		args = append(args, "--addtag", t)
 	}
-	return c.mutate(ctx, "lvchange", append(args, ref)...)
+	for _, t := range del {
+		if !ValidTag(t) {
+			return invalidf("invalid tag %q", t)
+		}
+		args = append(args, "--deltag", t)
+	}
+	if _, err := c.run(ctx, true, vg, "lvchange", append(args, ref)...); err != nil {
+		c.InvalidateVG(vg)
+		return err
+	}
+	c.patchTags(vg, name, add, del)
+	return nil
 }
 
-// AddTags adds tags to vg/name: `lvchange --addtag t... vg/name`. No-op
-// without tags.
+// AddTags adds tags to vg/name: ChangeTags with add only.
 func (c *Client) AddTags(ctx context.Context, vg, name string, tags []string) error {
-	return c.changeTags(ctx, "--addtag", vg, name, tags)
+	return c.ChangeTags(ctx, vg, name, tags, nil)
 }
 
-// DeleteTags removes tags from vg/name: `lvchange --deltag t... vg/name`.
-// No-op without tags.
+// DeleteTags removes tags from vg/name: ChangeTags with del only.
 func (c *Client) DeleteTags(ctx context.Context, vg, name string, tags []string) error {
-	return c.changeTags(ctx, "--deltag", vg, name, tags)
+	return c.ChangeTags(ctx, vg, name, nil, tags)
 }
 
 // Activate activates vg/name, ignoring the activation skip flag:
@@ -272,7 +287,7 @@ func (c *Client) Activate(ctx context.Context, vg, name string) error {
 	if err != nil {
 		return err
 	}
-	return c.mutate(ctx, "lvchange", "-ay", "-K", ref)
+	return c.mutate(ctx, vg, "lvchange", "-ay", "-K", ref)
 }
 
 // Deactivate deactivates vg/name: `lvchange -an vg/name`.
@@ -281,7 +296,7 @@ func (c *Client) Deactivate(ctx context.Context, vg, name string) error {
 	if err != nil {
 		return err
 	}
-	return c.mutate(ctx, "lvchange", "-an", ref)
+	return c.mutate(ctx, vg, "lvchange", "-an", ref)
 }
 
 // VGChangeActivate activates all LVs of vg: `vgchange -ay -K vg`.
@@ -289,7 +304,7 @@ func (c *Client) VGChangeActivate(ctx context.Context, vg string) error {
 	if err := checkName("VG", vg); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "vgchange", "-ay", "-K", vg)
+	return c.mutate(ctx, vg, "vgchange", "-ay", "-K", vg)
 }
 
 // VGReduce removes unused PVs from a VG: vgreduce name devs...
@@ -300,7 +315,7 @@ func (c *Client) VGReduce(ctx context.Context, name string, devs []string) error
 	if err := checkDevs(devs); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "vgreduce", append([]string{name}, devs...)...)
+	return c.mutate(ctx, "", "vgreduce", append([]string{name}, devs...)...)
 }
 
 // VGRemove removes an empty VG: vgremove name (no -f: it refuses while LVs exist).
@@ -308,7 +323,7 @@ func (c *Client) VGRemove(ctx context.Context, name string) error {
 	if err := checkName("VG", name); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "vgremove", name)
+	return c.mutate(ctx, "", "vgremove", name)
 }
 
 // PVRemove removes the PV label from a device that is in no VG: pvremove dev (no -f).
@@ -316,7 +331,7 @@ func (c *Client) PVRemove(ctx context.Context, dev string) error {
 	if err := checkDevs([]string{dev}); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "pvremove", dev)
+	return c.mutate(ctx, "", "pvremove", dev)
 }
 
 // ExtendLVOptions grow an LV onto exactly the physical extents named.
@@ -356,5 +371,5 @@ func (c *Client) ExtendLVOnto(ctx context.Context, o ExtendLVOptions) error {
 		}
 		args = append(args, r.String())
 	}
-	return c.mutate(ctx, "lvextend", args...)
+	return c.mutate(ctx, o.VG, "lvextend", args...)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,10 @@ type Options struct {
 	now func() time.Time
 	// grace is how long a killed command may take to exit (execwait.DefaultGrace; tests).
 	grace time.Duration
+	// OnCommand, when set, is called before every lvm command with its subcommand and
+	// whether it runs in a shell (EnableShell) or as its own process (the benchmark
+	// counts commands per RPC with it).
+	OnCommand func(sub string, shell bool)
 }
 
 // DefaultLVMPath is the lvm binary used when Options.LVMPath is empty.
@@ -59,6 +64,10 @@ type Client struct {
 	gen     uint64             // bumped by every invalidation
 	cache   map[string]cached  // by scope ("" everything, else one VG's name), valid for gen
 	flights map[string]*flight // by scope: the refresh in progress
+	inval   map[string]uint64  // by scope: the generation of its last invalidation
+
+	starter ShellStarter      // non-nil: commands run in lvm shells (EnableShell)
+	shells  map[string]*shell // by scope ("" node-wide, else a VG's name)
 }
 
 // cached is one scope's report and when it was read.
@@ -91,16 +100,75 @@ func New(ex utilexec.Interface, o Options) *Client {
 	if o.grace <= 0 {
 		o.grace = execwait.DefaultGrace
 	}
-	return &Client{ex: ex, opts: o, cache: map[string]cached{}, flights: map[string]*flight{}}
+	return &Client{ex: ex, opts: o, cache: map[string]cached{}, flights: map[string]*flight{}, inval: map[string]uint64{}}
 }
 
-// Invalidate drops the cached report. A refresh already in flight will not
+// Invalidate drops every cached report. A refresh already in flight will not
 // populate the cache.
 func (c *Client) Invalidate() {
 	c.mu.Lock()
 	c.gen++
 	clear(c.cache)
+	c.inval[allScopes] = c.gen
 	c.mu.Unlock()
+}
+
+// InvalidateVG drops what a change to VG vg alone makes stale: vg's cached report and
+// peek, and the report of everything. Other VGs' reports stay. A refresh of those
+// scopes already in flight will not populate the cache.
+func (c *Client) InvalidateVG(vg string) {
+	if vg == "" {
+		c.Invalidate()
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	for _, scope := range []string{vg, peekScope(vg), ""} {
+		delete(c.cache, scope)
+		c.inval[scope] = c.gen
+	}
+	c.mu.Unlock()
+}
+
+// patchTags applies a confirmed tag change of vg/name to the cached reports that hold
+// the LV, and makes refreshes already in flight (read before the change) uncacheable.
+func (c *Client) patchTags(vg, name string, add, del []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, scope := range []string{vg, peekScope(vg), ""} {
+		c.inval[scope] = c.gen
+		e, ok := c.cache[scope]
+		if !ok {
+			continue
+		}
+		rep := e.rep.Clone()
+		for i := range rep.LVs {
+			lv := &rep.LVs[i]
+			if lv.VGName != vg || lv.Name != name {
+				continue
+			}
+			tags := lv.Tags[:0:0]
+			for _, t := range lv.Tags {
+				if !slices.Contains(del, t) && !slices.Contains(add, t) {
+					tags = append(tags, t)
+				}
+			}
+			lv.Tags = append(tags, add...)
+		}
+		c.cache[scope] = cached{rep: rep, at: e.at}
+	}
+}
+
+// allScopes keys the generation of the last Invalidate in Client.inval.
+const allScopes = "\x00all"
+
+// peekScope is the cache key of vg's peek.
+func peekScope(vg string) string { return "\x00peek/" + vg }
+
+// currentLocked: a refresh of scope started in generation gen is still current (c.mu held).
+func (c *Client) currentLocked(scope string, gen uint64) bool {
+	return gen >= c.inval[allScopes] && gen >= c.inval[scope]
 }
 
 // Report returns the (cached) state of all VGs, PVs (including orphans) and
@@ -149,8 +217,8 @@ func (c *Client) cachedAll(vg string) (*Report, bool) {
 // another command holds that lock (hung or not). It carries no device-mapper state (LVs
 // show inactive, with no kernel device and no usage), so it answers only what the
 // metadata does, such as whether an LV of a name exists. A valid cached report of the VG
-// (or of everything) answers instead; a peek is never cached. An empty Report when the VG
-// does not exist.
+// (or of everything) answers instead. A peek is cached as its own scope until a mutation
+// of the VG (InvalidateVG) or MaxAge. An empty Report when the VG does not exist.
 func (c *Client) PeekVG(ctx context.Context, vg string) (*Report, error) {
 	if !ValidName(vg) {
 		return nil, fmt.Errorf("%w: volume group name %q", ErrInvalidArgument, vg)
@@ -160,11 +228,24 @@ func (c *Client) PeekVG(ctx context.Context, vg string) (*Report, error) {
 	}
 	c.mu.Lock()
 	one, ok := c.cachedLocked(vg)
+	if !ok {
+		one, ok = c.cachedLocked(peekScope(vg))
+	}
+	gen := c.gen
 	c.mu.Unlock()
 	if ok {
 		return one, nil
 	}
-	return c.loadReport(ctx, vg, true)
+	rep, err := c.loadReport(ctx, vg, true)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.currentLocked(peekScope(vg), gen) {
+		c.cache[peekScope(vg)] = cached{rep: rep.Clone(), at: c.opts.now()}
+	}
+	c.mu.Unlock()
+	return rep, nil
 }
 
 // cachedLocked returns a copy of scope's cached report when it is valid (c.mu held).
@@ -187,7 +268,7 @@ func (c *Client) report(ctx context.Context, scope string) (*Report, error) {
 		return r, nil
 	}
 	f := c.flights[scope]
-	if f == nil || f.gen != c.gen {
+	if f == nil || !c.currentLocked(scope, f.gen) {
 		f = &flight{done: make(chan struct{}), gen: c.gen}
 		c.flights[scope] = f
 		go c.refresh(context.WithoutCancel(ctx), scope, f)
@@ -212,7 +293,7 @@ func (c *Client) refresh(ctx context.Context, scope string, f *flight) {
 	if c.flights[scope] == f {
 		delete(c.flights, scope)
 	}
-	if err == nil && f.gen == c.gen {
+	if err == nil && c.currentLocked(scope, f.gen) {
 		c.cache[scope] = cached{rep: rep, at: c.opts.now()}
 	}
 	f.rep, f.err = rep, err
@@ -230,7 +311,11 @@ func (c *Client) loadReport(ctx context.Context, scope string, peek bool) (*Repo
 	if scope != "" {
 		args = append(args, scope)
 	}
-	out, err := c.run(ctx, false, "fullreport", args...)
+	runScope := scope
+	if peek {
+		runScope = scopeExec // never queued behind the VG's shell: a peek answers while it is busy
+	}
+	out, err := c.run(ctx, false, runScope, "fullreport", args...)
 	if err != nil {
 		if scope != "" && vgNotFound(err, scope) {
 			// lvm exits 5 for a VG it does not know; that is an answer, not a failure
@@ -368,11 +453,28 @@ func (c *Client) argv(sub string, args []string) []string {
 	return append(a, args...)
 }
 
-// run executes `lvm sub [--config X] args...` and returns stdout.
-func (c *Client) run(ctx context.Context, mutation bool, sub string, args ...string) ([]byte, error) {
+// run executes `lvm sub [--config X] args...` and returns stdout: in scope's lvm shell
+// when shells are enabled and the arguments allow it (scope is "" for node-wide commands,
+// a VG's name for commands on one VG, scopeExec for a process always), else as a process.
+func (c *Client) run(ctx context.Context, mutation bool, scope, sub string, args ...string) ([]byte, error) {
 	argv := c.argv(sub, args)
 	cctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
+	if s, starter := c.shellFor(scope, argv); s != nil {
+		if c.opts.OnCommand != nil {
+			c.opts.OnCommand(sub, true)
+		}
+		start := time.Now()
+		out, ran, err := c.runShell(ctx, cctx, s, starter, argv)
+		if ran {
+			logShell(ctx, mutation, argv, time.Since(start), err)
+			return out, err
+		}
+		klog.FromContext(ctx).Info("lvm shell unavailable; running the command as a process", "args", argv, "err", err)
+	}
+	if c.opts.OnCommand != nil {
+		c.opts.OnCommand(sub, false)
+	}
 	cmd := c.ex.CommandContext(cctx, c.opts.LVMPath, argv...)
 	cmd.SetEnv(append(os.Environ(), "LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1"))
 	var stdout, stderr bytes.Buffer

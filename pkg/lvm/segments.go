@@ -60,7 +60,7 @@ func (c *Client) Segments(ctx context.Context, vg, lv string) ([]Segment, error)
 	} else if err := checkName("VG", vg); err != nil {
 		return nil, err
 	}
-	out, err := c.run(ctx, false, "lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-a", "--segments", "-o", segmentColumns, ref)
+	out, err := c.run(ctx, false, vg, "lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-a", "--segments", "-o", segmentColumns, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,20 @@ type Options struct {
 	// Host is the node's mount surface; nil is driver.NewOSHost (the benchmark wraps it to
 	// count mounts).
 	Host driver.Host
+	// LVMShell runs lvm commands in long-lived lvm shells (lvm.Client.EnableShell) instead
+	// of a process each: "" (auto) uses them when Exec is the real one, "on" always, "off"
+	// never. A shell that cannot be set up leaves every command a process.
+	LVMShell string
+	// LVMOnCommand, when set, sees every lvm command (lvm.Options.OnCommand).
+	LVMOnCommand func(sub string, shell bool)
 }
+
+// LVMShell values.
+const (
+	LVMShellAuto = ""
+	LVMShellOn   = "on"
+	LVMShellOff  = "off"
+)
 
 // disks joins discovery and the emptiness probe.
 type disks struct {
@@ -69,6 +82,14 @@ type Node struct {
 // devices, refusing classes whose devices are not). The driver is marked ready.
 func Build(ctx context.Context, o Options) (*Node, error) {
 	p := NewParts(o)
+	if o.LVMShell == LVMShellOn || (o.LVMShell == LVMShellAuto && o.Exec == nil) {
+		start := time.Now()
+		if err := p.LVM.EnableShell(ctx, lvm.OSShellStarter{}); err != nil {
+			klog.FromContext(ctx).Error(err, "lvm commands run as processes: the lvm shell could not be set up")
+		} else {
+			klog.FromContext(ctx).Info("lvm commands run in lvm shells", "profile", lvm.ShellProfileName, "duration", time.Since(start))
+		}
+	}
 	eng := p.Engine
 	eng.Setup(ctx)
 	host := o.Host

@@ -33,7 +33,7 @@ func NewParts(o Options) *Parts {
 	if maxAge == 0 {
 		maxAge = defaultReportMaxAge
 	}
-	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: maxAge, CommandTimeout: o.LVMCommandTimeout})
+	l := lvm.New(ex, lvm.Options{Config: o.LVMConfig, MaxAge: maxAge, CommandTimeout: o.LVMCommandTimeout, OnCommand: o.LVMOnCommand})
 	prober := &disk.Prober{Exec: ex, Timeout: o.BlkidTimeout}
 	nv := nvme.Client{} // NVMe admin ioctl: namespace identifiers and SMART health
 	discoverer := disk.Discoverer{SysRoot: o.SysRoot, DevRoot: o.DevRoot, IDs: nv}

@@ -27,6 +27,7 @@ type LVM interface {
 	ReportVG(ctx context.Context, vg string) (*lvm.Report, error)
 	PeekVG(ctx context.Context, vg string) (*lvm.Report, error)
 	Invalidate()
+	InvalidateVG(vg string)
 	PVCreate(ctx context.Context, dev string, metadataSize uint64) error
 	VGCreate(ctx context.Context, name string, devs []string, tags []string) error
 	VGExtend(ctx context.Context, name string, devs []string) error
@@ -40,6 +41,7 @@ type LVM interface {
 	Segments(ctx context.Context, vg, lv string) ([]lvm.Segment, error)
 	AddTags(ctx context.Context, vg, name string, tags []string) error
 	DeleteTags(ctx context.Context, vg, name string, tags []string) error
+	ChangeTags(ctx context.Context, vg, name string, add, del []string) error
 	Activate(ctx context.Context, vg, name string) error
 	VGReduce(ctx context.Context, name string, devs []string) error
 	VGRemove(ctx context.Context, name string) error

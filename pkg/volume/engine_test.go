@@ -175,7 +175,8 @@ func (f *fakeLVM) PeekVG(_ context.Context, vg string) (*lvm.Report, error) {
 	f.peeks++
 	return f.rep.OnlyVG(vg), nil
 }
-func (f *fakeLVM) Invalidate() { f.cache = nil }
+func (f *fakeLVM) Invalidate()         { f.cache = nil }
+func (f *fakeLVM) InvalidateVG(string) { f.cache = nil }
 func (f *fakeLVM) log(s string, a ...any) error {
 	f.cache = nil
 	call := fmt.Sprintf(s, a...)
@@ -295,6 +296,24 @@ func (f *fakeLVM) DeleteTags(ctx context.Context, vg, name string, tags []string
 			}
 			f.rep.LVs[i].Tags = kept
 			return f.log("lvchange --deltag %v %s/%s", tags, vg, name)
+		}
+	}
+	return &lvm.Error{Kind: lvm.ErrNotFound}
+}
+func (f *fakeLVM) ChangeTags(ctx context.Context, vg, name string, add, del []string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	for i, lv := range f.rep.LVs {
+		if lv.VGName == vg && lv.Name == name {
+			var kept []string
+			for _, t := range lv.Tags {
+				if !slices.Contains(del, t) {
+					kept = append(kept, t)
+				}
+			}
+			f.rep.LVs[i].Tags = append(kept, add...)
+			return f.log("lvchange --addtag %v --deltag %v %s/%s", add, del, vg, name)
 		}
 	}
 	return &lvm.Error{Kind: lvm.ErrNotFound}

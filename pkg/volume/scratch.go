@@ -123,7 +123,7 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 	if err != nil {
 		// An lvcreate cut short may still have committed; an LV of that name that is not
 		// tagged as this volume's scratch (lvcreate: "already exists") stays.
-		e.lvm.Invalidate()
+		e.lvm.InvalidateVG(c.VolumeGroup)
 		if rep, rerr := e.lvm.ReportVG(dctx, c.VolumeGroup); rerr == nil {
 			if _, rerr := e.removeScratch(dctx, c, rep, owner); rerr != nil {
 				logger.Error(rerr, "After a failed lvcreate of the scratch LV")
@@ -257,7 +257,7 @@ func (e *Engine) grewOnto(ctx context.Context, c *Class, owner string, zeroed []
 // when a fresh report shows the volume still at its old size (nothing to zero). Otherwise
 // the tag stays for the next expand or NodeStage.
 func (e *Engine) untagUnlessGrown(ctx context.Context, v *Volume, tag string) {
-	e.lvm.Invalidate()
+	e.lvm.InvalidateVG(v.Class.VolumeGroup)
 	rep, err := e.lvm.ReportVG(ctx, v.Class.VolumeGroup)
 	if err != nil {
 		return

@@ -113,7 +113,7 @@ func (e *Engine) resolve(ctx context.Context, id string, want Kind, fresh bool) 
 		return nil, fmt.Errorf("%w: device class %q is not ready: %s", ErrUnavailable, c.Name, strings.Join(c.Problems, "; "))
 	}
 	if fresh {
-		e.lvm.Invalidate()
+		e.lvm.InvalidateVG(c.VolumeGroup)
 	}
 	// Its own VG only: a command hung in another class's VG does not hold it up.
 	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
@@ -594,7 +594,7 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 	// scratch LV below must see LVM as it is, not a report up to --lvm-report-max-age old
 	// (a scratch LV made or left outside this process's view would otherwise make the
 	// lvcreate fail with "already exists" on every retry until the cache expired).
-	e.lvm.Invalidate()
+	e.lvm.InvalidateVG(v.Class.VolumeGroup)
 	rep, err := e.lvm.ReportVG(ctx, v.Class.VolumeGroup)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
@@ -693,13 +693,13 @@ func (e *Engine) MarkFormatting(ctx context.Context, v *Volume, fsType string) e
 // RecordFilesystem records the filesystem a volume was formatted with; from now on staging
 // verifies it and never formats the volume again.
 func (e *Engine) RecordFilesystem(ctx context.Context, v *Volume, fsType, fsUUID string) error {
-	if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFSType, fsType), Tag(TagFSUUID, fsUUID)}); err != nil {
-		return wrapLVM(err, "tagging %s/%s", v.Class.VolumeGroup, v.LV.Name)
-	}
+	// one lvchange: the record and the end of the intent land in one metadata commit
+	var del []string
 	if v.Formatting != "" {
-		if err := e.lvm.DeleteTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFSIntent, v.Formatting)}); err != nil {
-			return wrapLVM(err, "tagging %s/%s", v.Class.VolumeGroup, v.LV.Name)
-		}
+		del = []string{Tag(TagFSIntent, v.Formatting)}
+	}
+	if err := e.lvm.ChangeTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFSType, fsType), Tag(TagFSUUID, fsUUID)}, del); err != nil {
+		return wrapLVM(err, "tagging %s/%s", v.Class.VolumeGroup, v.LV.Name)
 	}
 	v.FSType, v.FSUUID, v.Formatting = fsType, fsUUID, ""
 	return nil

@@ -113,9 +113,18 @@ type knobs struct {
 	fio          string // fio binary ("" or missing: fio rows skipped)
 	bin          string // localnvme binary for restart → serving
 	lvmConfig    string // --config for the driver and the bare lvm commands alike
+	lvmShell     bool   // the driver runs lvm in lvm shells (its default; BENCH_LVM_SHELL=0: a process per command)
 	fillActive   bool
 	only         *regexp.Regexp // measurement names to run (default all)
 	out, version string
+}
+
+// shellMode is node.Options.LVMShell for the driver under test.
+func (k *knobs) shellMode() string {
+	if k.lvmShell {
+		return node.LVMShellOn
+	}
+	return node.LVMShellOff
 }
 
 func envInt(k string, def int) int {
@@ -143,7 +152,7 @@ func loadKnobs() knobs {
 		conc: envInt("BENCH_CONCURRENCY", 50), page: envInt("BENCH_PAGE", 100),
 		fioSecs: envInt("BENCH_FIO_SECONDS", 10), fioN: envInt("BENCH_FIO_N", 3), fioMiB: envInt("BENCH_FIO_MIB", 256),
 		fio: envStr("BENCH_FIO", "/payload/fio/fio"), bin: envStr("BENCH_BIN", "/payload/localnvme"),
-		lvmConfig: envStr("BENCH_LVM_CONFIG", ""), fillActive: envStr("BENCH_FILL_ACTIVE", "1") != "0",
+		lvmConfig: envStr("BENCH_LVM_CONFIG", ""), lvmShell: envStr("BENCH_LVM_SHELL", "1") != "0", fillActive: envStr("BENCH_FILL_ACTIVE", "1") != "0",
 		out: envStr("BENCH_OUT", "/results"), version: envStr("BENCH_VERSION", "dev"),
 	}
 	for _, s := range strings.Split(envStr("BENCH_LEVELS", "10,100,500,1000"), ",") {
@@ -455,6 +464,7 @@ func (b *bench) startNode(t *testing.T) {
 	n, err := node.Build(b.ctx, node.Options{
 		NodeID: "bench-node", Version: b.k.version, Config: cfg, LVMConfig: b.k.lvmConfig,
 		Exec: b.counter, Host: countingHost{Host: driver.NewOSHost(nil), c: b.counter},
+		LVMShell: b.k.shellMode(), LVMOnCommand: b.counter.OnLVMCommand,
 	})
 	if err != nil {
 		t.Fatalf("building node: %v", err)
@@ -511,6 +521,7 @@ func TestBench(t *testing.T) {
 		Notes: []string{
 			"TCG (no KVM): device-mapper, syscalls and fork/exec are far slower than on hardware; compare ratios, not milliseconds.",
 			"Each row alternates driver and bare iterations in one run (driver first on even iterations). The driver is called over its gRPC socket; bare tools run with the same LVM configuration.",
+			fmt.Sprintf("Driver's lvm commands in lvm shells: %v (execs/op counts them as lvm <subcommand> either way).", k.lvmShell),
 		}}
 	b.logf("knobs: levels %v, n %d, n_slow %d, size %d MiB, stage %d MiB, clone %d MiB, concurrency %d, page %d", k.levels, k.n, k.nSlow, k.sizeMiB, k.stageMiB, k.cloneMiB, k.conc, k.page)
 	b.startNode(t)
@@ -1012,7 +1023,7 @@ func (b *bench) restart() {
 			t0 := time.Now()
 			cmd = exec.Command(b.k.bin, "node", "--endpoint", "unix://"+sock, "--config", filepath.Join(b.dir, "config.yaml"),
 				"--node-id", "bench-restart", "--metrics-address", "", "--kubelet-registration-dir", "", "--logtostderr=false",
-				"--log_file", filepath.Join(b.k.out, "driver-restart.log"))
+				"--log_file", filepath.Join(b.k.out, "driver-restart.log"), "--lvm-shell="+strconv.FormatBool(b.k.lvmShell))
 			if err := cmd.Start(); err != nil {
 				failf("starting %s: %v", b.k.bin, err)
 			}
@@ -1034,7 +1045,8 @@ func (b *bench) restart() {
 		failf("%v", err)
 	}
 	ctr := NewExecCounter(utilexec.New())
-	if _, err := node.Build(b.ctx, node.Options{NodeID: "bench-count", Version: b.k.version, Config: cfg, LVMConfig: b.k.lvmConfig, Exec: ctr}); err != nil {
+	if _, err := node.Build(b.ctx, node.Options{NodeID: "bench-count", Version: b.k.version, Config: cfg, LVMConfig: b.k.lvmConfig, Exec: ctr,
+		LVMShell: b.k.shellMode(), LVMOnCommand: ctr.OnLVMCommand}); err != nil {
 		failf("counting build: %v", err)
 	}
 	m.execs, m.ops = ctr.Snapshot(), 1

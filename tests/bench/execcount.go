@@ -46,6 +46,14 @@ func (c *ExecCounter) Add(key string) {
 	c.mu.Unlock()
 }
 
+// OnLVMCommand counts an lvm command run in an lvm shell (node.Options.LVMOnCommand); one
+// run as a process is counted when it is started.
+func (c *ExecCounter) OnLVMCommand(sub string, shell bool) {
+	if shell {
+		c.Add("lvm " + sub)
+	}
+}
+
 // Command implements utilexec.Interface.
 func (c *ExecCounter) Command(cmd string, args ...string) utilexec.Cmd {
 	c.Add(Key(cmd, args))
