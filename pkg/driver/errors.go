@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -10,7 +11,74 @@ import (
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
-// toStatus is the one place where engine errors become gRPC codes.
+// The node service's error classes. Like the engine's sentinels (pkg/volume/errors.go),
+// each names a situation and toStatus maps it to one gRPC code; node.go and paths.go wrap
+// them through classErrorf, so the message stays the operator's alone and the cause stays
+// in the chain (%w). Only request checks (a missing field, a path that is not absolute and
+// clean, a bad capability or capacity range) answer InvalidArgument directly (invalid,
+// checkPath), before anything looks at the host or LVM.
+var (
+	// errHost: the node's OS failed, or did not do what it was asked: reading the mount
+	// table, inspecting, creating or removing a path, mount, unmount, stat, statfs.
+	errHost = errors.New("host operation failed")
+	// errMountConflict: the path has something mounted that is not this volume (staging
+	// path, publish target, or a foreign mount unstage/unpublish leaves alone).
+	errMountConflict = errors.New("something else is mounted at the path")
+	// errPathOccupied: the path holds something the driver did not make (entries, bytes, a
+	// device node, a dangling symlink): never mounted over, never removed.
+	errPathOccupied = errors.New("the path holds something else")
+	// errOutsideKubeletDir: the path resolves outside kubelet's directory.
+	errOutsideKubeletDir = errors.New("the path resolves outside kubelet's directory")
+	// errFSTypeMismatch: the capability asks for another filesystem than the one recorded.
+	errFSTypeMismatch = errors.New("filesystem type differs from the recorded one")
+	// errNotStaged: a filesystem publish whose staging path does not hold this volume.
+	errNotStaged = errors.New("volume not staged")
+	// errSingleWriter: SINGLE_NODE_SINGLE_WRITER and the volume is published elsewhere.
+	errSingleWriter = errors.New("single-writer volume already published")
+	// errCloneCopying: a clone whose block copy has not completed (retrying will do).
+	errCloneCopying = errors.New("clone copy not completed")
+	// errNotAtPath: the volume is not at the volume_path of NodeGetVolumeStats or
+	// NodeExpandVolume (the CSI spec's NotFound), or not active on this node.
+	errNotAtPath = errors.New("volume not at path")
+	// errNotVolumeID: not a localnvme volume ID (unstage and unpublish parse it without LVM).
+	errNotVolumeID = errors.New("not a localnvme volume ID")
+)
+
+// statusCodes maps every error class to its code; the first class in an error's chain, in
+// this order, picks the code. The node service's classes come first: one may wrap an
+// engine error whose own class would say otherwise (a volume that is "not at this path"
+// because its device check failed is NotFound, not FailedPrecondition).
+var statusCodes = []struct {
+	class error
+	code  codes.Code
+}{
+	{errHost, codes.Internal},
+	{errMountConflict, codes.FailedPrecondition},
+	{errPathOccupied, codes.FailedPrecondition},
+	{errOutsideKubeletDir, codes.FailedPrecondition},
+	{errFSTypeMismatch, codes.FailedPrecondition},
+	{errNotStaged, codes.FailedPrecondition},
+	{errSingleWriter, codes.FailedPrecondition},
+	{errCloneCopying, codes.Unavailable},
+	{errNotAtPath, codes.NotFound},
+	{errNotVolumeID, codes.NotFound},
+
+	{volume.ErrNotFound, codes.NotFound},
+	{volume.ErrAlreadyExists, codes.AlreadyExists},
+	{volume.ErrInvalid, codes.InvalidArgument},
+	{volume.ErrOutOfRange, codes.OutOfRange},
+	{volume.ErrNoSpace, codes.ResourceExhausted},
+	{volume.ErrPrecondition, codes.FailedPrecondition},
+	{volume.ErrUnavailable, codes.Unavailable},
+	{volume.ErrUnimplemented, codes.Unimplemented},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{context.Canceled, codes.Canceled},
+}
+
+// toStatus is the one place where errors become gRPC codes: a status error (a request
+// check) passes through; otherwise the first class of statusCodes in the chain picks the
+// code, an exec killed at its own limit is Unavailable, and anything else is Internal. The
+// message is the error's, unchanged.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -18,32 +86,34 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, volume.ErrNotFound):
-		code = codes.NotFound
-	case errors.Is(err, volume.ErrAlreadyExists):
-		code = codes.AlreadyExists
-	case errors.Is(err, volume.ErrInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, volume.ErrOutOfRange):
-		code = codes.OutOfRange
-	case errors.Is(err, volume.ErrNoSpace):
-		code = codes.ResourceExhausted
-	case errors.Is(err, volume.ErrPrecondition):
-		code = codes.FailedPrecondition
-	case errors.Is(err, volume.ErrUnavailable):
-		code = codes.Unavailable
-	case errors.Is(err, volume.ErrUnimplemented):
-		code = codes.Unimplemented
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case isTimeout(err):
-		code = codes.Unavailable // an exec killed at its own limit (lvm.Error.Timeout)
+	return status.Error(codeOf(err), err.Error())
+}
+
+func codeOf(err error) codes.Code {
+	for _, c := range statusCodes {
+		if errors.Is(err, c.class) {
+			return c.code
+		}
 	}
-	return status.Error(code, err.Error())
+	if isTimeout(err) {
+		return codes.Unavailable // an exec killed at its own limit (lvm.Error.Timeout)
+	}
+	return codes.Internal
+}
+
+// classError is an error of a class (one of statusCodes) whose message does not print the
+// class: the message is the part of the contract operators read, the class picks the code.
+type classError struct {
+	class error
+	err   error
+}
+
+func (e *classError) Error() string   { return e.err.Error() }
+func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
+
+// classErrorf is fmt.Errorf(format, args...) (with %w for causes) in class.
+func classErrorf(class error, format string, args ...any) error {
+	return &classError{class: class, err: fmt.Errorf(format, args...)}
 }
 
 func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }

@@ -8,8 +8,6 @@ import (
 	"slices"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
 
@@ -65,7 +63,8 @@ func (d *Driver) device(v *volume.Volume) (string, string, error) {
 
 // NodeStageVolume verifies the volume is the very LV its ID names, formats it only if it was
 // never formatted and is provably blank, verifies a recorded filesystem, and mounts it.
-func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (_ *csi.NodeStageVolumeResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	id, staging, vc := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
 	switch {
 	case id == "":
@@ -88,28 +87,28 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	staging = st.Path // as the mount table shows it
 	unlock, err := d.engine.LockVolume(ctx, id)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	defer unlock()
 	// Fresh, so a hand-made change is seen; a fenced volume is refused.
 	v, err := d.engine.ResolveUsable(ctx, id, true)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	if v.Copying {
-		return nil, status.Errorf(codes.Unavailable, "volume %s is a clone whose block copy has not completed", id)
+		return nil, classErrorf(errCloneCopying, "volume %s is a clone whose block copy has not completed", id)
 	}
 	if err := d.engine.Activate(ctx, v); err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	// An interrupted create or thick expand left extents that may hold a deleted volume's
 	// data: zeroed before anything mounts the volume.
 	if err := d.engine.FinishZeroing(ctx, v); err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	dev, devNum, err := d.device(v)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	if vc.GetBlock() != nil {
 		// Raw block: nothing to mount; NodePublish bind-mounts the device node.
@@ -123,30 +122,30 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 		fsType = v.Class.FSType
 	}
 	if v.FSType != "" && v.FSType != fsType {
-		return nil, status.Errorf(codes.FailedPrecondition, "volume %s holds a %s filesystem, the capability asks for %s", id, v.FSType, fsType)
+		return nil, classErrorf(errFSTypeMismatch, "volume %s holds a %s filesystem, the capability asks for %s", id, v.FSType, fsType)
 	}
 	mis, err := d.host.MountInfo()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading mount table: %v", err)
+		return nil, classErrorf(errHost, "reading mount table: %w", err)
 	}
 	if mi := mountAt(mis, staging); mi != nil {
 		if devString(mi.Major, mi.Minor) == devNum {
 			return &csi.NodeStageVolumeResponse{}, nil // already staged
 		}
-		return nil, status.Errorf(codes.FailedPrecondition, "staging path %s already has device %d:%d mounted, not volume %s (%s)", staging, mi.Major, mi.Minor, id, devNum)
+		return nil, classErrorf(errMountConflict, "staging path %s already has device %d:%d mounted, not volume %s (%s)", staging, mi.Major, mi.Minor, id, devNum)
 	}
 	// before any probe or mkfs: never mount over something that holds data
 	if err := requireEmpty("staging_target_path", st, true); err != nil {
 		return nil, err
 	}
 	if err := d.ensureFilesystem(ctx, v, dev, fsType); err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	if err := d.host.MakeTarget(staging, true); err != nil {
-		return nil, status.Errorf(codes.Internal, "creating staging path: %v", err)
+		return nil, classErrorf(errHost, "creating staging path: %w", err)
 	}
 	if err := d.host.Mount(dev, staging, fsType, mountOptions(fsType, vc.GetMount().GetMountFlags(), false)); err != nil {
-		return nil, status.Errorf(codes.Internal, "mounting %s at %s: %v", dev, staging, err)
+		return nil, classErrorf(errHost, "mounting %s at %s: %w", dev, staging, err)
 	}
 	klog.FromContext(ctx).Info("Volume staged", "volumeID", id, "device", dev, "fsType", fsType, "path", staging)
 	return &csi.NodeStageVolumeResponse{}, nil
@@ -207,7 +206,8 @@ func sigString(kv map[string]string) string {
 // NodeUnstageVolume unmounts the volume from the staging path: every mount of this volume
 // stacked there, and nothing else (a foreign mount is refused and left). The directory itself
 // belongs to kubelet.
-func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (_ *csi.NodeUnstageVolumeResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	unlock, _, err := d.unmountVolumeAt(ctx, req.GetVolumeId(), "staging_target_path", req.GetStagingTargetPath())
 	if err != nil {
 		return nil, err
@@ -239,7 +239,7 @@ func (d *Driver) unmountVolumeAt(ctx context.Context, id, field, path string) (u
 	}
 	unlock, err = d.engine.LockVolume(ctx, id)
 	if err != nil {
-		return nil, false, toStatus(err)
+		return nil, false, err
 	}
 	if t.Kind == TargetAbsent {
 		return unlock, true, nil
@@ -272,7 +272,8 @@ func (d *Driver) publishedAt(mis []mount.MountInfo, devNum, staging string) []st
 }
 
 // NodePublishVolume bind-mounts the staged filesystem (or the device node) at the target.
-func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (_ *csi.NodePublishVolumeResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	id, target, staging, vc := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath(), req.GetVolumeCapability()
 	switch {
 	case id == "":
@@ -304,20 +305,20 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	target, staging = tt.Path, st.Path // as the mount table shows them
 	unlock, err := d.engine.LockVolume(ctx, id)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	defer unlock()
 	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	dev, devNum, err := d.device(v)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	mis, err := d.host.MountInfo()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading mount table: %v", err)
+		return nil, classErrorf(errHost, "reading mount table: %w", err)
 	}
 	block := vc.GetBlock() != nil
 	if mi := mountAt(mis, target); mi != nil {
@@ -327,14 +328,14 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		if maj, min, ok, err := d.host.DevNumber(target); err == nil && ok && devString(int(maj), int(min)) == devNum {
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
-		return nil, status.Errorf(codes.FailedPrecondition, "target %s already has something else mounted (%d:%d %s)", target, mi.Major, mi.Minor, mi.Root)
+		return nil, classErrorf(errMountConflict, "target %s already has something else mounted (%d:%d %s)", target, mi.Major, mi.Minor, mi.Root)
 	}
 	if err := requireEmpty("target_path", tt, !block); err != nil {
 		return nil, err
 	}
 	if vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
 		if others := d.publishedAt(mis, devNum, staging); len(others) > 0 {
-			return nil, status.Errorf(codes.FailedPrecondition, "volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %v", id, others)
+			return nil, classErrorf(errSingleWriter, "volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %v", id, others)
 		}
 	}
 	opts := []string{"bind"}
@@ -343,21 +344,21 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	if block {
 		if err := d.host.MakeTarget(target, false); err != nil {
-			return nil, status.Errorf(codes.Internal, "creating target file: %v", err)
+			return nil, classErrorf(errHost, "creating target file: %w", err)
 		}
 		if err := d.host.Mount(dev, target, "", opts); err != nil {
-			return nil, status.Errorf(codes.Internal, "bind-mounting %s at %s: %v", dev, target, err)
+			return nil, classErrorf(errHost, "bind-mounting %s at %s: %w", dev, target, err)
 		}
 	} else {
 		st := mountAt(mis, staging)
 		if st == nil || devString(st.Major, st.Minor) != devNum {
-			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged at %s", id, staging)
+			return nil, classErrorf(errNotStaged, "volume %s is not staged at %s", id, staging)
 		}
 		if err := d.host.MakeTarget(target, true); err != nil {
-			return nil, status.Errorf(codes.Internal, "creating target directory: %v", err)
+			return nil, classErrorf(errHost, "creating target directory: %w", err)
 		}
 		if err := d.host.Mount(staging, target, "", opts); err != nil {
-			return nil, status.Errorf(codes.Internal, "bind-mounting %s at %s: %v", staging, target, err)
+			return nil, classErrorf(errHost, "bind-mounting %s at %s: %w", staging, target, err)
 		}
 	}
 	klog.FromContext(ctx).Info("Volume published", "volumeID", id, "target", target, "block", block, "readonly", req.GetReadonly())
@@ -367,7 +368,8 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // NodeUnpublishVolume unmounts every mount of this volume stacked on the target (a foreign
 // mount is refused and left) and removes the target only when it is the empty directory or
 // empty file that NodePublishVolume makes (never recursively).
-func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (_ *csi.NodeUnpublishVolumeResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	unlock, gone, err := d.unmountVolumeAt(ctx, id, "target_path", target)
 	if err != nil {
@@ -386,10 +388,10 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	case TargetAbsent:
 	case TargetEmptyDir, TargetEmptyFile:
 		if err := d.host.RemoveTarget(tt.Path); err != nil {
-			return nil, status.Errorf(codes.Internal, "removing %s: %v", tt.Path, err)
+			return nil, classErrorf(errHost, "removing %s: %w", tt.Path, err)
 		}
 	default:
-		return nil, status.Errorf(codes.FailedPrecondition, "target_path %s is %s and no mount of volume %s: left alone, it is not what NodePublishVolume makes; remove it by hand if nothing needs it", tt.Path, tt.What, id)
+		return nil, classErrorf(errPathOccupied, "target_path %s is %s and no mount of volume %s: left alone, it is not what NodePublishVolume makes; remove it by hand if nothing needs it", tt.Path, tt.What, id)
 	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
@@ -399,32 +401,33 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 func (d *Driver) mountedVolume(v *volume.Volume, path string) (block bool, err error) {
 	_, devNum, err := d.device(v)
 	if err != nil {
-		return false, status.Errorf(codes.NotFound, "volume %s is not active on this node", v.ID)
+		return false, classErrorf(errNotAtPath, "volume %s is not active on this node: %w", v.ID, err)
 	}
 	if maj, min, ok, err := d.host.DevNumber(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, status.Errorf(codes.NotFound, "path %s does not exist", path)
+			return false, classErrorf(errNotAtPath, "path %s does not exist: %w", path, err)
 		}
-		return false, status.Errorf(codes.Internal, "stat %s: %v", path, err)
+		return false, classErrorf(errHost, "stat %s: %w", path, err)
 	} else if ok {
 		if devString(int(maj), int(min)) != devNum {
-			return false, status.Errorf(codes.NotFound, "%s is not the device of volume %s", path, v.ID)
+			return false, classErrorf(errNotAtPath, "%s is not the device of volume %s", path, v.ID)
 		}
 		return true, nil
 	}
 	mis, err := d.host.MountInfo()
 	if err != nil {
-		return false, status.Errorf(codes.Internal, "reading mount table: %v", err)
+		return false, classErrorf(errHost, "reading mount table: %w", err)
 	}
 	mi := mountAt(mis, path)
 	if mi == nil || devString(mi.Major, mi.Minor) != devNum {
-		return false, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", v.ID, path)
+		return false, classErrorf(errNotAtPath, "volume %s is not mounted at %s", v.ID, path)
 	}
 	return false, nil
 }
 
 // NodeGetVolumeStats reports bytes and inodes of a mounted volume, or bytes of a block one.
-func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (_ *csi.NodeGetVolumeStatsResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	if req.GetVolumeId() == "" {
 		return nil, invalid("volume_id missing")
 	}
@@ -436,7 +439,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	}
 	v, err := d.engine.Resolve(ctx, req.GetVolumeId(), volume.KindVolume)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	block, err := d.mountedVolume(v, req.GetVolumePath())
 	if err != nil {
@@ -447,7 +450,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	}
 	st, err := d.host.Statfs(req.GetVolumePath())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "statfs %s: %v", req.GetVolumePath(), err)
+		return nil, classErrorf(errHost, "statfs %s: %w", req.GetVolumePath(), err)
 	}
 	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
 		{Unit: csi.VolumeUsage_BYTES, Total: st.TotalBytes, Available: st.AvailableBytes, Used: st.UsedBytes},
@@ -456,7 +459,8 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 }
 
 // NodeExpandVolume grows the LV if the controller did not already, then the filesystem.
-func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (_ *csi.NodeExpandVolumeResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	id, path := req.GetVolumeId(), req.GetVolumePath()
 	if id == "" {
 		return nil, invalid("volume_id missing")
@@ -478,12 +482,12 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	}
 	unlock, err := d.engine.LockVolume(ctx, id)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	defer unlock()
 	v, err := d.engine.ResolveUsable(ctx, id, false)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	block, err := d.mountedVolume(v, path)
 	if err != nil {
@@ -491,15 +495,12 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	}
 	if size.Required > v.Size {
 		if v, err = d.engine.ExpandHeld(ctx, id, size); err != nil {
-			return nil, toStatus(err)
+			return nil, err
 		}
 	}
 	if !block && req.GetVolumeCapability().GetBlock() == nil {
 		if err := d.fs.resize(ctx, v.DevicePath(), path); err != nil {
-			if errors.Is(err, volume.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return nil, toStatus(err)
-			}
-			return nil, status.Errorf(codes.Internal, "%v", err)
+			return nil, err
 		}
 		klog.FromContext(ctx).Info("Filesystem grown", "volumeID", id, "bytes", v.Size, "path", path)
 	}
@@ -519,13 +520,14 @@ func volumeHealthEntries(conds []volume.Condition) []*csi.VolumeHealth_VolumeHea
 }
 
 // NodeGetVolumeHealth reports LV presence and identity, its VG's PVs and its thin pool.
-func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (_ *csi.NodeGetVolumeHealthResponse, err error) {
+	defer func() { err = toStatus(err) }()
 	if req.GetVolumeId() == "" {
 		return nil, invalid("volume_id missing")
 	}
 	conds, err := d.engine.VolumeHealth(ctx, req.GetVolumeId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	// The staging mount is always read-write; read-only there means the kernel remounted
 	// the filesystem after an error (ext4 errors=remount-ro, an xfs shutdown).

@@ -243,6 +243,9 @@ func TestStagingDecisionTable(t *testing.T) {
 				f.h.mounts = []mount.MountInfo{{MountPoint: "/staging", Major: 253, Minor: 9, FsType: "ext4"}}
 			},
 			code: codes.FailedPrecondition, msg: "staging path /staging already has device 253:9 mounted, not volume {id} (253:3)"},
+		{name: "mount table unreadable",
+			setup: func(f *nodeFixture) { f.h.mountInfoErr = errors.New("open /proc/self/mountinfo: too many open files") },
+			code:  codes.Internal, msg: "reading mount table: open /proc/self/mountinfo: too many open files"},
 		// (§6 Paths) a staging path holding data: refused before the probe
 		{name: "staging path holds data",
 			setup: func(f *nodeFixture) {

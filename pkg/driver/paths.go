@@ -30,7 +30,7 @@ func checkPath(field, p string) error {
 // a path that is not absolute and clean.
 func checkVolumePath(id, p string) error {
 	if err := checkPath("volume_path", p); err != nil {
-		return status.Errorf(codes.NotFound, "volume %s is not at %s", id, status.Convert(err).Message())
+		return classErrorf(errNotAtPath, "volume %s is not at %s", id, status.Convert(err).Message())
 	}
 	return nil
 }
@@ -40,7 +40,7 @@ func checkVolumePath(id, p string) error {
 func parseVolumeID(id string) (volume.ID, error) {
 	pid, err := volume.ParseID(id, volume.KindVolume)
 	if err != nil {
-		return volume.ID{}, status.Errorf(codes.NotFound, "volume %q is not a localnvme volume ID: %v", id, err)
+		return volume.ID{}, classErrorf(errNotVolumeID, "volume %q is not a localnvme volume ID: %w", id, err)
 	}
 	return pid, nil
 }
@@ -50,10 +50,10 @@ func parseVolumeID(id string) (volume.ID, error) {
 func (d *Driver) inspect(field, p string) (Target, error) {
 	t, err := d.host.Inspect(p)
 	if err != nil {
-		return Target{}, status.Errorf(codes.Internal, "inspecting %s %s: %v", field, p, err)
+		return Target{}, classErrorf(errHost, "inspecting %s %s: %w", field, p, err)
 	}
 	if d.kubeletDir != "" && !under(t.Path, d.kubeletDir) {
-		return Target{}, status.Errorf(codes.FailedPrecondition, "%s %s resolves to %s, outside kubelet's directory %s: refusing to mount or unmount there", field, p, t.Path, d.kubeletDir)
+		return Target{}, classErrorf(errOutsideKubeletDir, "%s %s resolves to %s, outside kubelet's directory %s: refusing to mount or unmount there", field, p, t.Path, d.kubeletDir)
 	}
 	return t, nil
 }
@@ -76,7 +76,7 @@ func requireEmpty(field string, t Target, dir bool) error {
 	if !dir {
 		want = "an empty regular file"
 	}
-	return status.Errorf(codes.FailedPrecondition, "%s %s is %s, not absent or %s: refusing to mount over it; remove it if nothing needs it", field, t.Path, t.What, want)
+	return classErrorf(errPathOccupied, "%s %s is %s, not absent or %s: refusing to mount over it; remove it if nothing needs it", field, t.Path, t.What, want)
 }
 
 // ownMount says whether the mount on top of path is volume id's: its device (for a bind
@@ -113,7 +113,7 @@ func (d *Driver) unmountOwn(id volume.ID, field, path string) error {
 	for i := 0; i < 8; i++ {
 		mis, err := d.host.MountInfo()
 		if err != nil {
-			return status.Errorf(codes.Internal, "reading mount table: %v", err)
+			return classErrorf(errHost, "reading mount table: %w", err)
 		}
 		mi := mountAt(mis, path)
 		if mi == nil {
@@ -121,14 +121,14 @@ func (d *Driver) unmountOwn(id volume.ID, field, path string) error {
 		}
 		ok, what, err := d.ownMount(id, path, mi)
 		if err != nil {
-			return status.Errorf(codes.Internal, "%s %s: %v", field, path, err)
+			return classErrorf(errHost, "%s %s: %w", field, path, err)
 		}
 		if !ok {
-			return status.Errorf(codes.FailedPrecondition, "%s %s has %s mounted, not volume %s (device-mapper UUID %s): left alone; unmount it by hand if it does not belong there", field, path, what, id, id.DMUUID())
+			return classErrorf(errMountConflict, "%s %s has %s mounted, not volume %s (device-mapper UUID %s): left alone; unmount it by hand if it does not belong there", field, path, what, id, id.DMUUID())
 		}
 		if err := d.host.Unmount(path); err != nil {
-			return status.Errorf(codes.Internal, "unmounting %s: %v", path, err)
+			return classErrorf(errHost, "unmounting %s: %w", path, err)
 		}
 	}
-	return status.Errorf(codes.Internal, "%s %s is still mounted after 8 unmounts", field, path)
+	return classErrorf(errHost, "%s %s is still mounted after 8 unmounts", field, path)
 }
