@@ -189,6 +189,15 @@ func TestStagingDecisionTable(t *testing.T) {
 				f.l.rep.LVs = slices.DeleteFunc(f.l.rep.LVs, func(l lvm.LV) bool { return l.Name == f.pid.LVName })
 			},
 			code: codes.NotFound, msg: "does not exist"},
+		{name: "volume lost: the VG is another incarnation",
+			setup: func(f *nodeFixture) { f.l.rep.VGs[0].UUID = "newvg0-aaaa-bbbb-cccc-dddd-eeee-ffffff" },
+			code:  codes.NotFound, msg: "volume lost: volume {id} names volume group vg-thin with UUID"},
+		{name: "class not ready",
+			setup: func(f *nodeFixture) {
+				c, _ := f.d.engine.Class("thin")
+				c.Ready, c.Problems = false, []string{"PV /dev/nvme0n1 missing"}
+			},
+			code: codes.Unavailable, msg: `device class "thin" is not ready: PV /dev/nvme0n1 missing`},
 		// lnv.fenced set? → FailedPrecondition "fenced: …"
 		{name: "fenced",
 			setup: func(f *nodeFixture) {
