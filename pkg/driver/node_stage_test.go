@@ -157,8 +157,8 @@ func recordCall(fsType, uuid string) string {
 // TestStagingDecisionTable is docs/design.md §6, NodeStageVolume and ensureFilesystem: one
 // case per row of the table, in its order. Each case checks the code, the message's key
 // phrase, the exact calls (LVM mutations, blkid, mkfs, zeroing, mkdir, mount) and the
-// filesystem tags left on the LV; a case that must not format says so (mkfs: false is
-// checked on its own, not only through the calls).
+// filesystem tags left on the LV; whether mkfs ran (mkfsRan) is checked on its own, not
+// only through the calls.
 func TestStagingDecisionTable(t *testing.T) {
 	const (
 		uuid  = "0b9e7f02-1c1e-4a39-9b4e-4f4c2c1d7a11" // recorded
