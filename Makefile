@@ -15,7 +15,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(OUT)/localnvme ./cmd/localnvme
 
 # Unit tests: pure logic and scripted exec, no devices. `go test` also runs every fuzz
-# target on its seed corpus; then each target fuzzes briefly (2 s; a pass of ~40 s).
+# target on its seed corpus; then each target fuzzes for 2 s (~40 s in all with a warm
+# build cache; the first run also builds fuzz-instrumented dependencies, ~3 min).
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
