@@ -5,21 +5,31 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 OUT ?= $(CURDIR)/_output
 export OUT
+FUZZTIME ?= 5m
 
-.PHONY: all build unit vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
+.PHONY: all build unit fuzz vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(OUT)/localnvme ./cmd/localnvme
 
-# Unit tests: pure logic and scripted exec, no devices.
+# Unit tests: pure logic and scripted exec, no devices. `go test` also runs every fuzz
+# target on its seed corpus; then each target fuzzes for 2 s (~40 s in all with a warm
+# build cache; the first run also builds fuzz-instrumented dependencies, ~3 min).
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) vet -tags vmbench ./tests/bench/
 	$(GO) test ./...
+	GO=$(GO) FUZZTIME=2s hack/fuzz.sh
+
+# Fuzzing: every Go fuzz target in pkg/ (docs/design.md §10) for FUZZTIME each (default 5m,
+# about an hour in all), one line per target; a failing input lands in
+# <package>/testdata/fuzz/<target>/. Not part of `make test`. Shorter: make fuzz FUZZTIME=30s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 # Real-device tests in the qemu VM: safety tests + csi-sanity in four configurations.
 vm-test:

@@ -88,7 +88,45 @@ func NewOSHost(ex utilexec.Interface) *OSHost {
 
 // MountInfo implements Host.
 func (h *OSHost) MountInfo() ([]mount.MountInfo, error) {
-	return mount.ParseMountInfo("/proc/self/mountinfo")
+	return readMountInfo("/proc/self/mountinfo")
+}
+
+// readMountInfo reads a mountinfo file with mount-utils' parser and undoes the kernel's
+// escapes, which that parser leaves in place: the kernel writes ' ', '\t', '\n' and '\\' in
+// roots, mount points, types and sources as \040, \011, \012 and \134
+// (fs/proc_namespace.c), so a mount point with a space would never equal the path kubelet
+// sends. (mount-utils splits fields at any white space, so a path holding white space the
+// kernel does not escape, such as \r or U+00A0, still reads wrong.)
+func readMountInfo(path string) ([]mount.MountInfo, error) {
+	mis, err := mount.ParseMountInfo(path)
+	if err != nil {
+		return nil, err
+	}
+	for i := range mis {
+		mi := &mis[i]
+		mi.Root, mi.MountPoint = unescapeMountInfo(mi.Root), unescapeMountInfo(mi.MountPoint)
+		mi.FsType, mi.Source = unescapeMountInfo(mi.FsType), unescapeMountInfo(mi.Source)
+	}
+	return mis, nil
+}
+
+// unescapeMountInfo replaces every \ooo (three octal digits, at most \377) by the byte it
+// stands for, as util-linux does when it reads mountinfo.
+func unescapeMountInfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	isOctal := func(c byte) bool { return c >= '0' && c <= '7' }
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] <= '3' && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Mount implements Host.

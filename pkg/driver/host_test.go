@@ -98,3 +98,19 @@ func TestResizeCommandsHonourTheContext(t *testing.T) {
 		t.Errorf("the command ran %v after its context ended", d)
 	}
 }
+
+func TestUnescapeMountInfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`/var/lib/kubelet`:         `/var/lib/kubelet`,
+		`/mnt/a\040b`:              `/mnt/a b`,
+		`/mnt/\011tab\012nl\134bs`: "/mnt/\ttab\nnl\\bs",
+		`/mnt/\134040`:             `/mnt/\040`,
+		`/mnt/\400 \04 \x41 \`:     `/mnt/\400 \04 \x41 \`,
+		`\040`:                     ` `,
+		`/mnt/\0400`:               `/mnt/ 0`,
+	} {
+		if got := unescapeMountInfo(in); got != want {
+			t.Errorf("unescapeMountInfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package lvm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -367,6 +369,10 @@ func (p *fieldParser) percent(name string, v field) float64 {
 		return 0
 	}
 	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		// ParseFloat takes "NaN" and "Inf": a pool "NaN% full" would never be full.
+		err = errors.New("not a finite number")
+	}
 	if err != nil {
 		p.fail(name, v, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -122,7 +123,8 @@ func ParsePERanges(s string) ([]PERange, error) {
 		}
 		first, err1 := strconv.ParseUint(lo, 10, 64)
 		last, err2 := strconv.ParseUint(hi, 10, 64)
-		if err1 != nil || err2 != nil || first > last {
+		// first-last must hold 1 to 2^64-1 extents, so that Len does not wrap to 0.
+		if err1 != nil || err2 != nil || first > last || last-first == math.MaxUint64 {
 			return nil, fmt.Errorf("range %q: bad extents", item)
 		}
 		out = append(out, PERange{PV: item[:i], First: first, Last: last})

@@ -43,14 +43,21 @@ func (e *Engine) Fence(ctx context.Context, id, reason string) error {
 	if v.Fenced != "" {
 		return nil
 	}
-	if len(reason) > maxFenceReason {
-		reason = truncateUTF8(reason, maxFenceReason)
-	}
-	if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFenced, EncodeName(reason))}); err != nil {
+	tag, reason := fenceTag(reason)
+	if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{tag}); err != nil {
 		return wrapLVM(err, "fencing %s/%s", v.Class.VolumeGroup, v.LV.Name)
 	}
 	klog.FromContext(ctx).Info("Volume fenced", "volumeID", id, "lv", v.Class.VolumeGroup+"/"+v.LV.Name, "reason", reason)
 	return nil
+}
+
+// fenceTag is the lnv.fenced tag that records reason, and the reason it records: reason
+// cut to maxFenceReason bytes (on a character boundary), so that the tag fits lvm.MaxTagLen.
+func fenceTag(reason string) (tag, recorded string) {
+	if len(reason) > maxFenceReason {
+		reason = truncateUTF8(reason, maxFenceReason)
+	}
+	return Tag(TagFenced, EncodeName(reason)), reason
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
