@@ -17,9 +17,11 @@ build:
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
+	$(GO) vet -tags vmtest,failpoints ./tests/vm/ ./pkg/...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) vet -tags vmbench ./tests/bench/
 	$(GO) test ./...
+	$(GO) test -tags failpoints ./pkg/failpoint/
 
 # Real-device tests in the qemu VM: safety tests + csi-sanity in four configurations.
 vm-test:
