@@ -20,10 +20,12 @@ build:
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
+	$(GO) vet -tags vmtest,failpoints ./tests/vm/ ./pkg/...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) vet -tags vmbench ./tests/bench/
 	$(GO) test ./...
 	GO=$(GO) FUZZTIME=2s hack/fuzz.sh
+	$(GO) test -tags failpoints ./pkg/failpoint/
 
 # Fuzzing: every Go fuzz target in pkg/ (docs/design.md §10) for FUZZTIME each (default 5m,
 # about an hour in all), one line per target; a failing input lands in

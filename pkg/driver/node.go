@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
 
+	"github.com/localnvme/localnvme/pkg/failpoint"
 	"github.com/localnvme/localnvme/pkg/volume"
 )
 
@@ -147,6 +148,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err := d.host.Mount(dev, staging, fsType, mountOptions(fsType, vc.GetMount().GetMountFlags(), false)); err != nil {
 		return nil, classErrorf(errHost, "mounting %s at %s: %w", dev, staging, err)
 	}
+	failpoint.Hit(failpoint.StageAfterMount)
 	klog.FromContext(ctx).Info("Volume staged", "volumeID", id, "device", dev, "fsType", fsType, "path", staging)
 	return &csi.NodeStageVolumeResponse{}, nil
 }
@@ -180,9 +182,11 @@ func (d *Driver) ensureFilesystem(ctx context.Context, v *volume.Volume, dev, fs
 	if err := d.engine.MarkFormatting(ctx, v, fsType); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.StageMkfsIntent)
 	if err := d.fs.format(ctx, fsType, dev); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.StageAfterMkfs)
 	kv, found, err = d.prober.Signature(ctx, dev)
 	if err != nil || !found || kv["TYPE"] != fsType || kv["UUID"] == "" {
 		return fmt.Errorf("after mkfs.%s, %s shows %s (found=%v, err=%v)", fsType, dev, sigString(kv), found, err)
@@ -361,6 +365,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			return nil, classErrorf(errHost, "bind-mounting %s at %s: %w", staging, target, err)
 		}
 	}
+	failpoint.Hit(failpoint.PublishAfterMount)
 	klog.FromContext(ctx).Info("Volume published", "volumeID", id, "target", target, "block", block, "readonly", req.GetReadonly())
 	return &csi.NodePublishVolumeResponse{}, nil
 }
@@ -493,12 +498,16 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	if err != nil {
 		return nil, err
 	}
-	if size.Required > v.Size {
+	// A zero tag left by an expand interrupted after its lvextend (the LV already has the
+	// requested size): ExpandHeld zeroes the added range before the filesystem may grow
+	// onto it. Growing first would let the next NodeStage zero the grown filesystem's tail.
+	if size.Required > v.Size || v.Zeroing {
 		if v, err = d.engine.ExpandHeld(ctx, id, size); err != nil {
 			return nil, err
 		}
 	}
 	if !block && req.GetVolumeCapability().GetBlock() == nil {
+		failpoint.Hit(failpoint.ExpandBeforeFSGrow)
 		if err := d.fs.resize(ctx, v.DevicePath(), path); err != nil {
 			return nil, err
 		}

@@ -67,16 +67,25 @@ func lvRef(vg, name string) (string, error) {
 	return vg + "/" + name, nil
 }
 
-// PVCreate initializes dev as a PV: `pvcreate [--metadatasize <n>b] dev`.
+// PVCreate initializes dev as a PV:
+// `pvcreate [--metadatasize <n>b] [--uuid <uuid> --norestorefile] dev`.
+// uuid "" lets lvm pick a random PV UUID; otherwise it is the PV's UUID (32 letters and
+// digits, dashes anywhere), which the caller derives to recognise its own PV later.
 // It never forces: lvm refuses (stdin is not a terminal, so prompts are
 // answered "no") when dev carries a signature or belongs to a VG.
-func (c *Client) PVCreate(ctx context.Context, dev string, metadataSize uint64) error {
+func (c *Client) PVCreate(ctx context.Context, dev string, metadataSize uint64, uuid string) error {
 	if err := checkDevs([]string{dev}); err != nil {
 		return err
 	}
 	var args []string
 	if metadataSize > 0 {
 		args = append(args, "--metadatasize", bytesArg(metadataSize))
+	}
+	if uuid != "" {
+		if !ValidUUID(uuid) {
+			return invalidf("invalid PV UUID %q", uuid)
+		}
+		args = append(args, "--uuid", uuid, "--norestorefile")
 	}
 	return c.mutate(ctx, "", "pvcreate", append(args, dev)...)
 }

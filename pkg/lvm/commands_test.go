@@ -21,10 +21,13 @@ func TestMutationCommandLines(t *testing.T) {
 		call func(c *Client) error
 		want []string // after `lvm <sub>` and the --config option
 	}{
-		{"pvcreate", func(c *Client) error { return c.PVCreate(ctx, "/dev/nvme0n1", 8<<20) },
+		{"pvcreate", func(c *Client) error { return c.PVCreate(ctx, "/dev/nvme0n1", 8<<20, "") },
 			[]string{"pvcreate", "--metadatasize", "8388608b", "/dev/nvme0n1"}},
-		{"pvcreate default metadata size", func(c *Client) error { return c.PVCreate(ctx, "/dev/nvme0n1", 0) },
+		{"pvcreate default metadata size", func(c *Client) error { return c.PVCreate(ctx, "/dev/nvme0n1", 0, "") },
 			[]string{"pvcreate", "/dev/nvme0n1"}},
+		{"pvcreate with uuid", func(c *Client) error {
+			return c.PVCreate(ctx, "/dev/nvme0n1", 8<<20, "aB3dE9-0000-1111-2222-3333-4444-zZ9yX8")
+		}, []string{"pvcreate", "--metadatasize", "8388608b", "--uuid", "aB3dE9-0000-1111-2222-3333-4444-zZ9yX8", "--norestorefile", "/dev/nvme0n1"}},
 		{"vgcreate", func(c *Client) error {
 			return c.VGCreate(ctx, "nvmevg", []string{"/dev/nvme0n1", "/dev/nvme1n1"}, []string{"localnvme", "node=a"})
 		}, []string{"vgcreate", "--addtag", "localnvme", "--addtag", "node=a", "nvmevg", "/dev/nvme0n1", "/dev/nvme1n1"}},
@@ -144,8 +147,15 @@ func TestInvalidArguments(t *testing.T) {
 		name string
 		call func(c *Client) error
 	}{
-		{"pvcreate relative dev", func(c *Client) error { return c.PVCreate(ctx, "nvme0n1", 0) }},
-		{"pvcreate option as dev", func(c *Client) error { return c.PVCreate(ctx, "--yes", 0) }},
+		{"pvcreate relative dev", func(c *Client) error { return c.PVCreate(ctx, "nvme0n1", 0, "") }},
+		{"pvcreate option as dev", func(c *Client) error { return c.PVCreate(ctx, "--yes", 0, "") }},
+		{"pvcreate short uuid", func(c *Client) error { return c.PVCreate(ctx, "/dev/nvme0n1", 0, "abc-def") }},
+		{"pvcreate uuid with option", func(c *Client) error {
+			return c.PVCreate(ctx, "/dev/nvme0n1", 0, "--yes00000000000000000000000000000")
+		}},
+		{"pvcreate uuid with space", func(c *Client) error {
+			return c.PVCreate(ctx, "/dev/nvme0n1", 0, "aB3dE9 0000111122223333444455zZ9yX8")
+		}},
 		{"vgcreate no devs", func(c *Client) error { return c.VGCreate(ctx, "vg", nil, nil) }},
 		{"vgcreate bad name", func(c *Client) error { return c.VGCreate(ctx, "-ff", []string{"/dev/x"}, nil) }},
 		{"vgcreate bad tag", func(c *Client) error { return c.VGCreate(ctx, "vg", []string{"/dev/x"}, []string{"a b"}) }},

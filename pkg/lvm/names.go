@@ -47,3 +47,22 @@ func ValidName(s string) bool {
 func isAlnum(b byte) bool {
 	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
 }
+
+// ValidUUID reports whether s is an LVM UUID: 32 letters and digits, optionally with
+// dashes after the first (lvm prints them 6-4-4-4-4-4-6).
+func ValidUUID(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case isAlnum(s[i]):
+			n++
+		case s[i] == '-':
+		default:
+			return false
+		}
+	}
+	return n == 32
+}

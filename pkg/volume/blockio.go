@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/localnvme/localnvme/pkg/failpoint"
 )
 
 // DeviceIO is the BlockIO of the node: plain reads and writes for copies, the BLKZEROOUT
@@ -49,6 +51,9 @@ func (DeviceIO) Copy(ctx context.Context, src, dst string, size uint64) error {
 		}
 		if _, err := out.Write(buf[:n]); err != nil {
 			return fmt.Errorf("writing %s at %d: %w", dst, done, err)
+		}
+		if done == 0 {
+			failpoint.Hit(failpoint.CloneCopyChunk)
 		}
 		done += n
 	}

@@ -82,6 +82,14 @@ func (e *Engine) Drives(ctx context.Context) ([]Drive, error) {
 	for _, ns := range nss {
 		d := Drive{Namespace: ns, SharesIdentityWith: shared[ns.Name]}
 		d.Health, d.HealthErr = e.DriveHealth(ns)
+		if pv := pvOf(rep, ns); pv != nil && pv.VGName == "" && e.isInterruptedAdoption(*pv, ns, nss) {
+			// labelled by an adoption into its class that a crash interrupted: the next
+			// setup (or disks adopt) finishes it
+			d.Class, d.State = e.selectingClass(ns, nss), DriveAdoptable
+			d.Reasons = []string{"an LVM PV left by an interrupted adoption into this class; the next start resumes it"}
+			out = append(out, d)
+			continue
+		}
 		if pv := pvOf(rep, ns); pv != nil {
 			d.VG = pv.VGName
 			if c, ok := classOfVG[pv.VGName]; ok && pv.VGName != "" {
@@ -115,6 +123,17 @@ func (e *Engine) Drives(ctx context.Context) ([]Drive, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// isInterruptedAdoption reports whether the orphan PV pv on ns carries the label an
+// adoption into the class that selects ns writes (adoptionPVUUID).
+func (e *Engine) isInterruptedAdoption(pv lvm.PV, ns disk.Namespace, nss []disk.Namespace) bool {
+	name := e.selectingClass(ns, nss)
+	if name == "" {
+		return false
+	}
+	dc, ok := e.cfg.Class(name)
+	return ok && isAdoptionPV(pv, dc.VolumeGroup, ns)
 }
 
 func pvOf(rep *lvm.Report, ns disk.Namespace) *lvm.PV {
@@ -205,6 +224,13 @@ func (e *Engine) Adopt(ctx context.Context, className, identity, forceWipe strin
 		return nil, fmt.Errorf("%w: %s (%s) is a PV of volume group %q; release it there first", ErrPrecondition, ns.DevPath, ns.Identity(), pv.VGName)
 	}
 	v := e.disks.Check(ctx, ns)
+	if pv := pvOf(rep, ns); pv != nil && isAdoptionPV(*pv, c.VolumeGroup, ns) && onlyLVMLabel(v) {
+		// an adoption into this class interrupted after pvcreate: resumed
+		if err := e.build(ctx, c, rep.VGByName(c.VolumeGroup) != nil, []adoptee{{ns: ns, labelled: true}}); err != nil {
+			return nil, err
+		}
+		return &Drive{Namespace: ns, Class: c.Name, VG: c.VolumeGroup, State: DriveMember}, nil
+	}
 	if !v.Empty {
 		id := e.uniqueIdentity(ns)
 		if forceWipe == "" {
@@ -231,7 +257,7 @@ func (e *Engine) Adopt(ctx context.Context, className, identity, forceWipe strin
 			return nil, fmt.Errorf("%w: %s still not empty after wipefs: %s", ErrPrecondition, ns.DevPath, v)
 		}
 	}
-	if err := e.build(ctx, c, rep.VGByName(c.VolumeGroup) != nil, []string{ns.DevPath}); err != nil {
+	if err := e.build(ctx, c, rep.VGByName(c.VolumeGroup) != nil, []adoptee{{ns: ns}}); err != nil {
 		return nil, err
 	}
 	return &Drive{Namespace: ns, Class: c.Name, VG: c.VolumeGroup, State: DriveMember}, nil

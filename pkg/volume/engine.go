@@ -6,6 +6,7 @@ package volume
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"path"
 	"sort"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/localnvme/localnvme/pkg/config"
 	"github.com/localnvme/localnvme/pkg/disk"
+	"github.com/localnvme/localnvme/pkg/failpoint"
 	"github.com/localnvme/localnvme/pkg/lvm"
 )
 
@@ -28,7 +30,7 @@ type LVM interface {
 	PeekVG(ctx context.Context, vg string) (*lvm.Report, error)
 	Invalidate()
 	InvalidateVG(vg string)
-	PVCreate(ctx context.Context, dev string, metadataSize uint64) error
+	PVCreate(ctx context.Context, dev string, metadataSize uint64, uuid string) error
 	VGCreate(ctx context.Context, name string, devs []string, tags []string) error
 	VGExtend(ctx context.Context, name string, devs []string) error
 	VGChangeActivate(ctx context.Context, vg string) error
@@ -290,7 +292,8 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace,
 	for _, pv := range rep.PVs {
 		pvs[pv.Name] = pv
 	}
-	var members, adopt []string
+	var members []string
+	var adopt []adoptee
 	var kept []disk.Namespace
 	for _, ns := range devs {
 		refuse := func(msg string, codes ...string) {
@@ -300,11 +303,24 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace,
 			}
 		}
 		if pv, ok := pvs[ns.DevPath]; ok {
-			switch pv.VGName {
-			case c.VolumeGroup:
+			switch {
+			case pv.VGName == c.VolumeGroup:
 				members = append(members, ns.DevPath)
 				kept = append(kept, ns)
-			case "":
+			case pv.VGName == "" && isAdoptionPV(pv, c.VolumeGroup, ns):
+				// Labelled by an adoption into this class that stopped before vgcreate or
+				// vgextend (a crash): resumed, as long as the PV label is all it holds.
+				if v := e.disks.Check(ctx, ns); !onlyLVMLabel(v) {
+					refuse(fmt.Sprintf("device %s (%s): an LVM PV left by an interrupted adoption into %s, but %s", ns.DevPath, ns.Identity(), c.VolumeGroup, v), verdictCodes(v)...)
+					continue
+				}
+				klog.FromContext(ctx).Info("Resuming an interrupted adoption: the drive carries this class's PV label and nothing else", "class", c.Name, "device", ns.DevPath, "pvUUID", pv.UUID)
+				adopt = append(adopt, adoptee{ns: ns, labelled: true})
+				kept = append(kept, ns)
+				if fromRule[ns.Name] {
+					claimed[ns.Name] = c.Name
+				}
+			case pv.VGName == "":
 				refuse(fmt.Sprintf("device %s (%s): an LVM PV that belongs to no volume group; refusing to adopt it (pvremove it if it is not in use)", ns.DevPath, ns.Identity()), string(disk.ReasonLVMMember))
 			default:
 				refuse(fmt.Sprintf("device %s (%s): a PV of another volume group %q", ns.DevPath, ns.Identity(), pv.VGName), string(disk.ReasonLVMMember))
@@ -313,14 +329,10 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace,
 		}
 		v := e.disks.Check(ctx, ns)
 		if !v.Empty {
-			codes := make([]string, 0, len(v.Refusals))
-			for _, r := range v.Refusals {
-				codes = append(codes, string(r.Reason))
-			}
-			refuse(fmt.Sprintf("device %s (%s): %s", ns.DevPath, ns.Identity(), v), codes...)
+			refuse(fmt.Sprintf("device %s (%s): %s", ns.DevPath, ns.Identity(), v), verdictCodes(v)...)
 			continue
 		}
-		adopt = append(adopt, ns.DevPath)
+		adopt = append(adopt, adoptee{ns: ns})
 		kept = append(kept, ns)
 		if fromRule[ns.Name] {
 			claimed[ns.Name] = c.Name
@@ -346,26 +358,90 @@ func (e *Engine) setupClass(ctx context.Context, c *Class, nss []disk.Namespace,
 	return devs, nil, skipped
 }
 
-// build adopts proven-empty devices into the class's VG (creating it when it does not
-// exist yet), creates a thin class's pool when missing and activates the VG.
-func (e *Engine) build(ctx context.Context, c *Class, vgExists bool, adopt []string) error {
-	logger := klog.FromContext(ctx).WithValues("class", c.Name, "vg", c.VolumeGroup)
-	for _, dev := range adopt {
-		logger.Info("Adopting empty device", "device", dev, "metadataSize", uint64(c.MetadataSize))
-		if err := e.lvm.PVCreate(ctx, dev, uint64(c.MetadataSize)); err != nil {
-			return fmt.Errorf("pvcreate %s: %w", dev, err)
+// adoptee is a drive being adopted: provably empty, or labelled (an orphan PV that an
+// interrupted adoption into this class created: isAdoptionPV).
+type adoptee struct {
+	ns       disk.Namespace
+	labelled bool
+}
+
+// adoptionPVUUID is the PV UUID an adoption into volume group vg gives the drive ns: derived
+// from both (SHA-256 of the VG name and every identity of the drive), so an orphan PV with
+// this UUID was labelled by localnvme for this very class and drive, and by nothing else
+// (pvcreate picks random UUIDs). The adoption survives a crash between pvcreate and
+// vgcreate / vgextend that way: the next setup recognises its own label and resumes.
+func adoptionPVUUID(vg string, ns disk.Namespace) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	sum := sha256.Sum256([]byte("localnvme.io/adopted-pv\x00" + vg + "\x00" + strings.Join(ns.Identities(), "\x00")))
+	var b strings.Builder
+	for i, c := range sum[:32] {
+		switch i {
+		case 6, 10, 14, 18, 22, 26:
+			b.WriteByte('-')
 		}
+		b.WriteByte(alphabet[int(c)%len(alphabet)])
+	}
+	return b.String()
+}
+
+// isAdoptionPV reports whether pv carries the label an adoption of ns into vg writes.
+func isAdoptionPV(pv lvm.PV, vg string, ns disk.Namespace) bool {
+	return pv.UUID != "" && StripUUID(pv.UUID) == StripUUID(adoptionPVUUID(vg, ns))
+}
+
+// onlyLVMLabel reports whether the emptiness check found nothing but an LVM PV label (which
+// blkid reports as TYPE=LVM2_member): no partitions, holders, mounts, swap, other signature,
+// read-only flag, or failed probe.
+func onlyLVMLabel(v disk.Verdict) bool {
+	if v.Empty || len(v.Refusals) == 0 {
+		return false // blkid does not see the label: not the state an adoption leaves
+	}
+	for _, r := range v.Refusals {
+		if r.Reason != disk.ReasonLVMMember {
+			return false
+		}
+	}
+	return true
+}
+
+func verdictCodes(v disk.Verdict) []string {
+	codes := make([]string, 0, len(v.Refusals))
+	for _, r := range v.Refusals {
+		codes = append(codes, string(r.Reason))
+	}
+	return codes
+}
+
+// build adopts proven-empty devices (and devices an interrupted adoption already labelled)
+// into the class's VG, creating it when it does not exist yet, creates a thin class's pool
+// when missing and activates the VG. Every step finds what an interrupted earlier run left
+// (a labelled PV, the VG, the pool) and goes on from there.
+func (e *Engine) build(ctx context.Context, c *Class, vgExists bool, adopt []adoptee) error {
+	logger := klog.FromContext(ctx).WithValues("class", c.Name, "vg", c.VolumeGroup)
+	devs := make([]string, 0, len(adopt))
+	for _, a := range adopt {
+		devs = append(devs, a.ns.DevPath)
+		if a.labelled {
+			continue
+		}
+		uuid := adoptionPVUUID(c.VolumeGroup, a.ns)
+		logger.Info("Adopting empty device", "device", a.ns.DevPath, "metadataSize", uint64(c.MetadataSize), "pvUUID", uuid)
+		if err := e.lvm.PVCreate(ctx, a.ns.DevPath, uint64(c.MetadataSize), uuid); err != nil {
+			return fmt.Errorf("pvcreate %s: %w", a.ns.DevPath, err)
+		}
+		failpoint.Hit(failpoint.SetupAfterPVCreate)
 	}
 	if len(adopt) > 0 {
 		var err error
 		if !vgExists {
-			err = e.lvm.VGCreate(ctx, c.VolumeGroup, adopt, []string{Tag(TagClass, c.Name)})
+			err = e.lvm.VGCreate(ctx, c.VolumeGroup, devs, []string{Tag(TagClass, c.Name)})
 		} else {
-			err = e.lvm.VGExtend(ctx, c.VolumeGroup, adopt)
+			err = e.lvm.VGExtend(ctx, c.VolumeGroup, devs)
 		}
 		if err != nil {
-			return fmt.Errorf("building volume group %s from %v: %w", c.VolumeGroup, adopt, err)
+			return fmt.Errorf("building volume group %s from %v: %w", c.VolumeGroup, devs, err)
 		}
+		failpoint.Hit(failpoint.SetupAfterVGCreate)
 	}
 	if c.Thin() {
 		rep, err := e.lvm.Report(ctx)
@@ -377,6 +453,7 @@ func (e *Engine) build(ctx context.Context, c *Class, vgExists bool, adopt []str
 			if err := e.lvm.CreateThinPool(ctx, c.VolumeGroup, c.ThinPool.Name, c.ThinPool.SizePercent, nil); err != nil {
 				return fmt.Errorf("creating thin pool %s/%s: %w", c.VolumeGroup, c.ThinPool.Name, err)
 			}
+			failpoint.Hit(failpoint.SetupThinPoolCreated)
 		} else if !pool.IsThinPool() {
 			return fmt.Errorf("%s/%s exists but is not a thin pool", c.VolumeGroup, c.ThinPool.Name)
 		}

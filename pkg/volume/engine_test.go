@@ -189,8 +189,8 @@ func (f *fakeLVM) log(s string, a ...any) error {
 	}
 	return nil
 }
-func (f *fakeLVM) PVCreate(_ context.Context, dev string, _ uint64) error {
-	f.rep.PVs = append(f.rep.PVs, lvm.PV{Name: dev})
+func (f *fakeLVM) PVCreate(_ context.Context, dev string, _ uint64, uuid string) error {
+	f.rep.PVs = append(f.rep.PVs, lvm.PV{Name: dev, UUID: uuid})
 	return f.log("pvcreate %s", dev)
 }
 func (f *fakeLVM) VGCreate(_ context.Context, name string, devs []string, _ []string) error {

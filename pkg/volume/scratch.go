@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/localnvme/localnvme/pkg/failpoint"
 	"github.com/localnvme/localnvme/pkg/lvm"
 )
 
@@ -131,6 +132,7 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 		}
 		return wrapLVM(err, "creating the scratch LV %s/%s (%d bytes) to zero the extents the expand adds", c.VolumeGroup, name, added)
 	}
+	failpoint.Hit(failpoint.ExpandScratchCreated)
 	removed := false
 	defer func() {
 		if !removed {
@@ -183,6 +185,7 @@ func (e *Engine) expandThick(ctx context.Context, v *Volume, vg *lvm.VG, size ui
 		return wrapLVM(err, "extending %s/%s to %d bytes onto the zeroed extents %s", c.VolumeGroup, owner, size, rangesString(ranges))
 	}
 
+	failpoint.Hit(failpoint.ExpandAfterLVExtend)
 	// 4. Proven: the volume grew onto exactly the zeroed extents.
 	if err := e.grewOnto(dctx, c, owner, ranges); err != nil {
 		logger.Error(err, "The expand is not proven to have used the zeroed extents; zeroing the added range through the volume")

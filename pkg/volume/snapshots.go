@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/localnvme/localnvme/pkg/failpoint"
 )
 
 // CreateSnapshot snapshots a volume: a thin snapshot in thin classes (instant, shares
@@ -92,6 +94,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, sourceID string) (*Vo
 	if err := e.allocating(ctx, c.VolumeGroup, func() error { return e.lvm.CreateSnapshot(ctx, c.VolumeGroup, src.LV.Name, lvName, cow, tags) }); err != nil {
 		return nil, wrapLVM(err, "snapshotting %s/%s", c.VolumeGroup, src.LV.Name)
 	}
+	failpoint.Hit(failpoint.SnapshotAfterLVCreate) // the tags are part of the lvcreate
 	rep, err := e.lvm.ReportVG(ctx, c.VolumeGroup)
 	if err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)

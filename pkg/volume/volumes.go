@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/localnvme/localnvme/pkg/failpoint"
 	"github.com/localnvme/localnvme/pkg/lvm"
 )
 
@@ -244,6 +245,13 @@ func (e *Engine) Create(ctx context.Context, r CreateRequest) (*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The tags are part of the lvcreate: a crash from here on leaves an LV the retry finds
+	// by name and finishes (zeroing, block copy, growing a thin clone).
+	if src != nil {
+		failpoint.Hit(failpoint.CloneAfterLVCreate)
+	} else {
+		failpoint.Hit(failpoint.CreateAfterLVCreate)
+	}
 	if rep, err = e.lvm.ReportVG(ctx, c.VolumeGroup); err != nil {
 		return nil, fmt.Errorf("reading LVM state: %w", err)
 	}
@@ -309,6 +317,7 @@ func (e *Engine) finishExisting(ctx context.Context, c *Class, rep *lvm.Report, 
 				return nil, err
 			}
 		}
+		failpoint.Hit(failpoint.CloneAfterCopy)
 		if err := e.lvm.DeleteTags(ctx, c.VolumeGroup, lv.Name, []string{Tag(TagCopying, "1")}); err != nil {
 			return nil, wrapLVM(err, "marking the clone complete")
 		}
@@ -379,6 +388,7 @@ func (e *Engine) blockCopy(ctx context.Context, c *Class, src, dst *Volume) erro
 		}); err != nil {
 			return wrapLVM(err, "creating temporary snapshot of %s", src.LV.Name)
 		}
+		failpoint.Hit(failpoint.CloneTempSnapshot)
 		defer func() {
 			if err := e.lvm.RemoveLV(context.WithoutCancel(ctx), c.VolumeGroup, tmp); err != nil {
 				klog.FromContext(ctx).Error(err, "Removing temporary snapshot", "lv", tmp)
@@ -500,6 +510,7 @@ func (e *Engine) DeleteUnlessInUse(ctx context.Context, id string, inUse func(*V
 			if err := e.lvm.RemoveLV(ctx, v.Class.VolumeGroup, lv.Name); err != nil && !errors.Is(err, lvm.ErrNotFound) {
 				return wrapLVM(err, "removing stale temporary snapshot %s", lv.Name)
 			}
+			failpoint.Hit(failpoint.DeleteAfterTempCleanup)
 			continue
 		}
 		snaps = append(snaps, lv.Name)
@@ -639,6 +650,7 @@ func (e *Engine) ExpandHeld(ctx context.Context, id string, r SizeRequest) (*Vol
 		if err != nil {
 			return nil, wrapLVM(err, "extending %s/%s to %d bytes", v.Class.VolumeGroup, v.LV.Name, size)
 		}
+		failpoint.Hit(failpoint.ExpandAfterLVExtend)
 	}
 	klog.FromContext(ctx).Info("Volume extended", "volumeID", id, "from", v.Size, "to", size)
 	// The thick part runs on past the caller's cancellation: so does the answer's report.
@@ -682,8 +694,18 @@ func (e *Engine) Activate(ctx context.Context, v *Volume) error {
 }
 
 // MarkFormatting records, before mkfs runs, that this volume is about to get a filesystem.
+// The intent of an earlier attempt that crashed before its mkfs (the device is still blank)
+// is kept when it names the same type and replaced when it names another, so the LV never
+// carries two.
 func (e *Engine) MarkFormatting(ctx context.Context, v *Volume, fsType string) error {
-	if err := e.lvm.AddTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFSIntent, fsType)}); err != nil {
+	if v.Formatting == fsType {
+		return nil
+	}
+	var del []string
+	if v.Formatting != "" {
+		del = []string{Tag(TagFSIntent, v.Formatting)}
+	}
+	if err := e.lvm.ChangeTags(ctx, v.Class.VolumeGroup, v.LV.Name, []string{Tag(TagFSIntent, fsType)}, del); err != nil {
 		return wrapLVM(err, "tagging %s/%s", v.Class.VolumeGroup, v.LV.Name)
 	}
 	v.Formatting = fsType

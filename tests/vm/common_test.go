@@ -70,7 +70,17 @@ func namespaceBySerial(t testing.TB, serial string) disk.Namespace {
 // discovery reads them from the device (NVMe Identify).
 func classesConfig(t testing.TB, extra string) *config.Config {
 	t.Helper()
-	y := fmt.Sprintf(`
+	y := classesYAML(extra)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, y)
+	}
+	return cfg
+}
+
+// classesYAML is classesConfig's configuration as YAML.
+func classesYAML(extra string) string {
+	return fmt.Sprintf(`
 deviceClasses:
 - name: thick
   volumeGroup: lnv-thick
@@ -91,11 +101,6 @@ deviceClasses:
   devices:
   - identity: eui64:00a0b0c0d0e0f001
 %s`, serialThick0, serialThick1, extra)
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, y)
-	}
-	return cfg
 }
 
 // startNode builds the node plugin on the real devices and serves it on a unix socket.
@@ -188,6 +193,9 @@ func mountCap(fs string, mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeC
 func TestMain(m *testing.M) {
 	klog.InitFlags(nil)
 	flag.Parse()
+	if crashChildRequested() { // TestCrashPoints runs the node as a child (crashchild_test.go)
+		os.Exit(runCrashChild())
+	}
 	os.Exit(m.Run())
 }
 
