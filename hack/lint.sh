@@ -3,10 +3,10 @@
 #
 # usage: hack/lint.sh [gofmt|go|shell|all]...   (default all; fails on any finding)
 #
-#   gofmt  `gofmt -l` over every tracked .go file must print nothing
+#   gofmt  `gofmt -l` over every .go file (tracked, or new and not ignored) must print nothing
 #   go     golangci-lint (.golangci.yml) over the main module, with the build tags of the
 #          VM, e2e and bench test packages, and over hack/image/tool (its own module)
-#   shell  shellcheck over every tracked shell script: *.sh, the files with a sh/bash
+#   shell  shellcheck over every shell script (tracked, or new): *.sh, the files with a sh/bash
 #          shebang (.ci/run, deploy/kubectl-plugin/kubectl-localnvme), and the sourced
 #          hack/cluster/versions.env and hack/tools.env
 #
@@ -67,15 +67,27 @@ ensure_shellcheck() {
 	command -v shellcheck >/dev/null 2>&1 || die "shellcheck did not install"
 }
 
+# repo_files [PATHSPEC...] lists the repository's files (NUL-separated): tracked ones and
+# new ones not yet added (but not ignored ones), that exist in the work tree.
+repo_files() {
+	local f
+	while IFS= read -r -d '' f; do
+		[[ -f $f ]] && printf '%s\0' "$f"
+	done < <(git ls-files -z --cached --others --exclude-standard -- "$@" | sort -zu)
+	return 0
+}
+
 lint_gofmt() {
-	local t0 bad
+	local t0 bad files=()
 	t0=$(date +%s)
-	bad=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
+	mapfile -d '' files < <(repo_files '*.go')
+	[[ ${#files[@]} -gt 0 ]] || die "gofmt: no .go files found"
+	bad=$(gofmt -l "${files[@]}")
 	if [[ -n $bad ]]; then
 		printf '%s\n' "$bad" | sed 's/^/[lint] gofmt: not formatted: /' >&2
-		die "gofmt: run 'make fmt'"
+		die "gofmt: $(wc -l <<<"$bad") file(s) not formatted; 'make fmt' formats them"
 	fi
-	log "gofmt: $(git ls-files '*.go' | wc -l) files formatted ($(($(date +%s) - t0)) s)"
+	log "gofmt: ${#files[@]} files formatted ($(($(date +%s) - t0)) s)"
 }
 
 lint_go() {
@@ -96,15 +108,16 @@ lint_go() {
 	log "golangci-lint $("$bin" version --short 2>/dev/null || echo "$GOLANGCI_LINT_VERSION"): no findings ($(($(date +%s) - t0)) s)"
 }
 
-# shell_scripts lists every tracked shell script (NUL-separated).
+# shell_scripts lists every shell script of the repository (NUL-separated): *.sh, the
+# sourced hack/cluster/versions.env and hack/tools.env, and any file with a sh/bash shebang.
 shell_scripts() {
 	local f
 	while IFS= read -r -d '' f; do
 		case $f in
 		*.sh | hack/cluster/versions.env | hack/tools.env) printf '%s\0' "$f" ;;
-		*) [[ -f $f ]] && head -n1 -- "$f" | grep -Eq '^#!.*[/ ](ba)?sh([[:space:]]|$)' && printf '%s\0' "$f" ;;
+		*) head -n1 -- "$f" | grep -Eq '^#!.*[/ ](ba)?sh([[:space:]]|$)' && printf '%s\0' "$f" ;;
 		esac
-	done < <(git ls-files -z)
+	done < <(repo_files)
 	return 0
 }
 
