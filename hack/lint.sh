@@ -128,7 +128,8 @@ lint_shell() {
 	mapfile -d '' files < <(shell_scripts)
 	[[ ${#files[@]} -gt 0 ]] || die "shellcheck: no shell scripts found"
 	# -x: follow `source` lines to the files their `# shellcheck source=` directives name.
-	shellcheck -x "${files[@]}"
+	shellcheck -x "${files[@]}" ||
+		die "shellcheck: findings above (fix them, or '# shellcheck disable=SCxxxx # reason' on the line before)"
 	log "shellcheck $(shellcheck --version | sed -n 's/^version: //p'): ${#files[@]} scripts, no findings ($(($(date +%s) - t0)) s)"
 }
 
