@@ -7,23 +7,31 @@ OUT ?= $(CURDIR)/_output
 export OUT
 FUZZTIME ?= 5m
 
-.PHONY: all build unit fuzz vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
+.PHONY: all build lint unit fuzz vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(OUT)/localnvme ./cmd/localnvme
 
-# Unit tests: pure logic and scripted exec, no devices. `go test` also runs every fuzz
-# target on its seed corpus; then each target fuzzes for 2 s (~40 s in all with a warm
-# build cache; the first run also builds fuzz-instrumented dependencies, ~3 min).
+# Static gates, first in `make test` so that a finding fails fast: gofmt -l, golangci-lint
+# (.golangci.yml; the version pinned in hack/tools.env, built from the Go module proxy into
+# ~/.cache/localnvme/bin on first use) with and without the test build tags, and shellcheck
+# (apt-get installs it when missing) over every shell script. Fails on any finding.
+lint:
+	GO=$(GO) hack/lint.sh
+
+# Unit tests: pure logic and scripted exec, no devices; with the race detector (cgo).
+# `go test` also runs every fuzz target on its seed corpus; then each target fuzzes for 2 s
+# (~40 s in all with a warm build cache; the first run also builds fuzz-instrumented
+# dependencies, ~3 min).
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./tests/vm/
 	$(GO) vet -tags vmtest,failpoints ./tests/vm/ ./pkg/...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) vet -tags vmbench ./tests/bench/
-	$(GO) test ./...
+	$(GO) test -race ./...
 	GO=$(GO) FUZZTIME=2s hack/fuzz.sh
 	$(GO) test -tags failpoints ./pkg/failpoint/
 
@@ -38,7 +46,7 @@ vm-test:
 	hack/test-vm.sh
 
 # Everything. Installs what it needs (apt packages, Debian kernel into ~/.cache/localnvme).
-test: build unit vm-test
+test: lint build unit vm-test
 
 # The main job: the two-node local cluster (each node a VM with emulated NVMe drives),
 # localnvme installed from deploy/, a sample StatefulSet on localnvme volumes, and a table

@@ -73,7 +73,7 @@ func runDisks(args []string, out io.Writer) int {
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(out, "released %s (%s)\n", d.DevPath, d.Identity())
+		_, _ = fmt.Fprintf(out, "released %s (%s)\n", d.DevPath, d.Identity()) // released either way: the exit code says so
 		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "unknown disks command %q\n%s", sub, disksUsage)
@@ -97,7 +97,7 @@ func disksAdopt(ctx context.Context, p *node.Parts, args []string, out io.Writer
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(out, "%s (%s) is a member of class %s (volume group %s)\n", d.DevPath, d.Identity(), d.Class, d.VG)
+	_, _ = fmt.Fprintf(out, "%s (%s) is a member of class %s (volume group %s)\n", d.DevPath, d.Identity(), d.Class, d.VG) // adopted either way: the exit code says so
 	return 0
 }
 
@@ -206,7 +206,10 @@ func disksList(ctx context.Context, p *node.Parts, args []string, out io.Writer)
 			return 1
 		}
 	case "table":
-		writeDriveTable(out, drives)
+		if err := writeDriveTable(out, drives); err != nil {
+			fmt.Fprintf(os.Stderr, "error: %v\n", err)
+			return 1
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown output format %q\n", *format)
 		return 2
@@ -214,9 +217,11 @@ func disksList(ctx context.Context, p *node.Parts, args []string, out io.Writer)
 	return 0
 }
 
-func writeDriveTable(out io.Writer, drives []volume.Drive) {
+// writeDriveTable writes the table. Every line has tabs, so the tabwriter keeps all of it
+// until Flush, its only write to out: Flush's error is the table's.
+func writeDriveTable(out io.Writer, drives []volume.Drive) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tIDENTITY\tSERIAL\tMODEL\tSIZE\tHEALTH\tCLASS\tSTATE\tDETAIL")
+	_, _ = fmt.Fprintln(tw, "DEVICE\tIDENTITY\tSERIAL\tMODEL\tSIZE\tHEALTH\tCLASS\tSTATE\tDETAIL")
 	for _, d := range drives {
 		detail := strings.Join(d.Reasons, "; ")
 		if d.State == volume.DriveMember {
@@ -226,10 +231,10 @@ func writeDriveTable(out io.Writer, drives []volume.Drive) {
 			// it can be named only by serial and namespace
 			detail = strings.TrimSuffix("AMBIGUOUS identity, shared with "+strings.Join(d.SharesIdentityWith, ", ")+"; "+detail, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.DevPath, d.Identity(), d.Serial, d.Model,
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.DevPath, d.Identity(), d.Serial, d.Model,
 			humanBytes(d.SizeBytes), healthCell(d), dash(d.Class), d.State, detail)
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
 func dash(s string) string {

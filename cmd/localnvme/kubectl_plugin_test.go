@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,8 @@ func TestKubectlPlugin(t *testing.T) {
 			cmd.Env = append(os.Environ(), "KUBECTL="+fake)
 			out, err := cmd.CombinedOutput()
 			rc := 0
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				rc = ee.ExitCode()
 			} else if err != nil {
 				t.Fatal(err)

@@ -33,7 +33,7 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, ready fu
 	logger := klog.FromContext(ctx)
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second) // ctx is done: shutdown gets 5 s of its own
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			logger.Error(err, "Shutting down the metrics server")

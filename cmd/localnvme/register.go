@@ -40,7 +40,7 @@ func waitForSocket(ctx context.Context, path string) bool {
 		c, err := d.DialContext(dctx, "unix", path)
 		dcancel()
 		if err == nil {
-			c.Close()
+			_ = c.Close() // a probe: the socket answered
 			return true
 		}
 		logger.V(4).Info("Waiting for the CSI socket", "path", path, "err", err)

@@ -59,7 +59,8 @@ import (
 GO
 	go mod tidy -e >/dev/null 2>&1 || true
 	log "kubernetes $K8S_VERSION: building (cold: ~15-20 min on 2 cores)"
-	local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+	local ld
+	ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 	for c in kubectl kube-scheduler kubelet kube-controller-manager kube-apiserver; do
 		log "  go build $c"
 		go build -trimpath -ldflags "$ld" -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c"

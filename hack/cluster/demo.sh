@@ -29,7 +29,7 @@ for pod in $(kubectl_admin -n localnvme-system get pods -l app.kubernetes.io/com
 done
 printf '%-12s %-18s %-6s %-42s %-8s %s\n' PVC NODE CLASS "LV (on the node)" SIZE "LV SIZE (lvs)"
 rows=0 missing=0
-while read -r pvc pv sc size; do
+while read -r pvc pv _ size; do
 	handle=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.csi.volumeHandle}')
 	node=$(kubectl_admin get pv "$pv" -o jsonpath='{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}')
 	# volume ID: <class>.<vg uuid>.<lv name>.<lv uuid without dashes>

@@ -46,6 +46,7 @@ done
 left=$(pgrep -f -- "$RUN_DIR|^busybox nc 127.0.0.1 $APISERVER_PORT\$" || true)
 if [[ -n $left ]]; then
 	clog "killing leftovers: $left"
+	# shellcheck disable=SC2086 # $left is pgrep's PID list: split into one argument per PID
 	kill -9 $left 2>/dev/null || true
 fi
 if grep -q " $RUN_DIR" /proc/self/mountinfo; then cdie "mounts under $RUN_DIR remain: $(grep " $RUN_DIR" /proc/self/mountinfo)"; fi

@@ -13,6 +13,7 @@ trap 'echo "[e2e] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${OUT:-$REPO_ROOT/_output}
 T0=$(date +%s)
+# shellcheck disable=SC2317 # called from finish, the EXIT trap (shellcheck 0.9 misses trap-only calls)
 since() { echo "$(($(date +%s) - T0)) s"; }
 # flake_in_console: the known emulated-NVMe flake, as hack/vm/run.sh detects it
 # shellcheck source=../vm/flake.sh
@@ -22,6 +23,7 @@ down_keep_logs() { # down_keep_logs DIR
 	started=0
 	"$CLUSTER_HERE/down.sh" --keep-logs "$1"
 }
+# shellcheck disable=SC2317 # the EXIT trap (shellcheck 0.9 misses trap-only calls)
 finish() {
 	local rc=$?
 	if [[ $started -eq 1 && ${LOCALNVME_KEEP_CLUSTER:-0} != 1 ]]; then

@@ -23,6 +23,7 @@ resolve() {
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-amd64$/ && $2 !~ /cloud/ { print $2; exit }'
 }
 KVER=""
+# shellcheck source=/dev/null # written by this script below (KVER=...)
 [[ -f $NODE_CACHE/kernel.env ]] && source "$NODE_CACHE/kernel.env"
 if [[ -z $KVER || ! -f $NODE_CACHE/kernel/$KVER/lib/modules/$KVER/modules.dep ]]; then
 	pkg=$(resolve || true)

@@ -1,6 +1,7 @@
 # lib.sh — shared settings of the local cluster scripts (sourced, not run).
 # shellcheck shell=bash
 CLUSTER_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # read by the scripts that source lib.sh
 REPO_ROOT=$(cd "$CLUSTER_HERE/../.." && pwd)
 # shellcheck source=versions.env
 source "$CLUSTER_HERE/versions.env"
@@ -10,7 +11,9 @@ source "$CLUSTER_HERE/../vm/qemu-cpu.sh"
 CACHE_ROOT=${LOCALNVME_CACHE:-$HOME/.cache/localnvme}
 CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd)
 K8S_BIN=$CACHE_ROOT/bin/kubernetes-$K8S_VERSION
+# shellcheck disable=SC2034 # read by the scripts that source lib.sh
 SIDECAR_BIN=$CACHE_ROOT/bin/sidecars-$SIDECARS_TAG
+# shellcheck disable=SC2034 # read by the scripts that source lib.sh
 NODE_CACHE=$CACHE_ROOT/node          # generic kernel + node initramfs
 IMAGES_DIR=$CACHE_ROOT/images        # docker-archive tarballs (hack/image/build.sh)
 # Everything of one running cluster (certs, logs, pids, drive images) lives here; down.sh
@@ -22,6 +25,7 @@ APISERVER_PORT=6443
 GUEST_API_IP=10.0.2.100
 # The in-cluster `kubernetes` Service address (each VM DNATs it to $GUEST_API_IP:6443,
 # which is all kube-proxy would do for this one Service here).
+# shellcheck disable=SC2034 # read by the scripts that source lib.sh
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_API_IP=10.96.0.1
 NODE_COUNT=${LOCALNVME_NODES:-2}
@@ -240,6 +244,7 @@ ENV
 			new_ctrd_disk "$dir/containerd.img"
 		fi
 	fi
+	# shellcheck disable=SC2054 # the commas separate qemu's -netdev options inside one argument
 	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$GUEST_API_IP:$APISERVER_PORT-cmd:busybox nc 127.0.0.1 $APISERVER_PORT,hostfwd=tcp:$(node_lo_ip "$i"):10250-:10250"
 		-device virtio-net-pci,netdev=n0)
 	node_qemu "$dir" "$dir/node.env" "${args[@]}" &

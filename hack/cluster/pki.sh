@@ -17,7 +17,8 @@ if [[ ! -f sa.key ]]; then
 fi
 # cert NAME CN ORG SANS(comma list or "") USAGE(client|server|both)
 cert() {
-	local name=$1 cn=$2 org=$3 sans=$4 usage=$5 subj="/CN=$2" eku
+	local name=$1 cn=$2 org=$3 sans=$4 usage=$5
+	local subj="/CN=$cn" eku
 	[[ -f $name.crt ]] && return
 	[[ -n $org ]] && subj="/O=$org$subj"
 	case $usage in

@@ -39,6 +39,7 @@ ENV
 slog "building $(basename "$seed"): a VM imports $(seed_lines | awk '{ print $1 }' | tr '\n' ' ')(console $work/console.log)"
 rc=0
 # the seed VM runs alone (ensure.sh, before any node): two vCPUs (305 s measured, 449 s with one)
+# shellcheck disable=SC2034 # read by node_qemu (lib.sh)
 NODE_SMP=2
 (node_qemu "$work" "$work/node.env") &
 qpid=$!

@@ -57,6 +57,7 @@ start etcd etcd --name localnvme --data-dir "$RUN_DIR/etcd" \
 	for ((i = 1; i <= NODE_COUNT; i++)); do echo "$(node_lo_ip "$i") $(node_name "$i")"; done
 } >"$RUN_DIR/apiserver-hosts"
 clog "kube-apiserver"
+# shellcheck disable=SC2016 # "$0" and "$@" are the inner sh -c's, expanded there
 start kube-apiserver unshare -m --propagation private sh -c \
 	'mount --bind "$0" /etc/hosts && exec "$@"' "$RUN_DIR/apiserver-hosts" \
 	"$K8S_BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \

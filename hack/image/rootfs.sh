@@ -44,6 +44,7 @@ read_packages() {
 
 # mirror_for SUITE: the archive URI the host's apt sources use for SUITE (enabled ones only).
 mirror_for() {
+	# shellcheck disable=SC2016 # $(REPO_URI) $(RELEASE) are apt-get's own format fields
 	apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null |
 		awk -v s="$1" '$2 == s { print $1; exit }'
 }

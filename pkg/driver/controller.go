@@ -217,7 +217,7 @@ func (d *Driver) mountedAnywhere(v *volume.Volume) error {
 	}
 	_, devNum, err := d.device(v)
 	if err != nil {
-		return nil // no device node (inactive LV): nothing can be mounted
+		return nil //nolint:nilerr // no device node (inactive LV): nothing can be mounted
 	}
 	mis, err := d.host.MountInfo()
 	if err != nil {
@@ -305,7 +305,7 @@ func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (
 	}
 	if len(req.GetVolumeCapabilities()) > 0 {
 		if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
-			return &csi.GetCapacityResponse{}, nil
+			return &csi.GetCapacityResponse{}, nil //nolint:nilerr // capabilities this driver cannot serve have zero capacity (CSI), not an error
 		}
 	}
 	class, _, err := volumeParams(req.GetParameters())

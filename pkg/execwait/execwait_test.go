@@ -19,7 +19,7 @@ func fakeCmd(run func() error) utilexec.Cmd {
 func TestRun(t *testing.T) {
 	// a command that returns: its error, the context not involved
 	want := errors.New("exit status 3")
-	if err := Run(context.Background(), fakeCmd(func() error { return want }), time.Second); err != want {
+	if err := Run(context.Background(), fakeCmd(func() error { return want }), time.Second); !errors.Is(err, want) {
 		t.Errorf("Run = %v, want %v", err, want)
 	}
 
@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 	cancel()
 	go func() { time.Sleep(50 * time.Millisecond); close(exited) }()
 	killed := errors.New("signal: killed")
-	if err := Run(ctx, fakeCmd(func() error { <-exited; return killed }), 5*time.Second); err != killed {
+	if err := Run(ctx, fakeCmd(func() error { <-exited; return killed }), 5*time.Second); !errors.Is(err, killed) {
 		t.Errorf("Run of a command that exits when killed = %v, want %v", err, killed)
 	}
 

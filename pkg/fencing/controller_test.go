@@ -99,7 +99,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 
 func atoi(s string) int {
 	n := 0
-	fmt.Sscan(s, &n)
+	_, _ = fmt.Sscan(s, &n) // not a number: 0
 	return n
 }
 
@@ -348,7 +348,6 @@ func TestAPIErrors(t *testing.T) {
 	e.start()
 	fail := map[string]bool{"patch": true}
 	for _, verb := range []string{"patch", "delete"} {
-		verb := verb
 		e.client.PrependReactor(verb, "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 			if fail[verb] && (verb == "patch" || a.GetResource() == pvcGVR) {
 				return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))

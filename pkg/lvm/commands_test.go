@@ -249,11 +249,11 @@ func TestErrorClassification(t *testing.T) {
 			if lerr.ExitCode != tc.exit {
 				t.Errorf("ExitCode = %d, want %d", lerr.ExitCode, tc.exit)
 			}
-			if lerr.Kind != tc.want {
+			if !errors.Is(lerr.Kind, tc.want) {
 				t.Errorf("Kind = %v, want %v", lerr.Kind, tc.want)
 			}
 			for _, k := range []error{ErrNotFound, ErrAlreadyExists, ErrInsufficientSpace} {
-				if got := errors.Is(err, k); got != (k == tc.want) {
+				if got := errors.Is(err, k); got != errors.Is(k, tc.want) {
 					t.Errorf("errors.Is(err, %v) = %v", k, got)
 				}
 			}

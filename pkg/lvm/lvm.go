@@ -154,7 +154,8 @@ func (c *Client) patchTags(vg, name string, add, del []string) {
 					tags = append(tags, t)
 				}
 			}
-			lv.Tags = append(tags, add...)
+			tags = append(tags, add...)
+			lv.Tags = tags
 		}
 		c.cache[scope] = cached{rep: rep, at: e.at}
 	}
@@ -390,7 +391,7 @@ func (e *Error) Error() string {
 
 // Timeout reports whether the command was killed at Options.CommandTimeout (the service
 // boundary answers Unavailable: a retry may find the device answering again).
-func (e *Error) Timeout() bool { return e.Kind == ErrTimeout }
+func (e *Error) Timeout() bool { return errors.Is(e.Kind, ErrTimeout) }
 
 // Unwrap returns Kind, so errors.Is(err, ErrNotFound) works. When Kind is nil
 // it returns the underlying exec error, if any.

@@ -81,7 +81,7 @@ type LV struct {
 	Created time.Time
 }
 
-func (l LV) attr(i int) byte {
+func (l LV) attr(i int) byte { //nolint:unparam // lv_attr by position; the callers read position 0 today
 	if i < len(l.Attr) {
 		return l.Attr[i]
 	}

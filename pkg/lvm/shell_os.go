@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -26,20 +27,20 @@ func (OSShellStarter) Prepare(profileDir string) error {
 	if b, err := os.ReadFile(path); err == nil && string(b) == ShellProfile {
 		return nil
 	}
-	if err := os.MkdirAll(profileDir, 0o755); err != nil {
+	if err := os.MkdirAll(profileDir, 0o755); err != nil { //nolint:gosec // G301: LVM's profile directory (/etc/lvm/profile is 0755)
 		return err
 	}
 	tmp, err := os.CreateTemp(profileDir, "."+ShellProfileName+".*")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // after the rename there is nothing to remove
 	if _, err := tmp.WriteString(ShellProfile); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
@@ -55,12 +56,12 @@ func (OSShellStarter) Start(lvmPath string, env []string) (ShellProcess, error) 
 		return nil, err
 	}
 	cmd := exec.Command(lvmPath)
-	cmd.Env = append(env, "LVM_REPORT_FD=3")
+	cmd.Env = append(slices.Clip(env), "LVM_REPORT_FD=3") // never into the caller's array
 	cmd.ExtraFiles = []*os.File{repW}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		repR.Close()
-		repW.Close()
+		_ = repR.Close()
+		_ = repW.Close()
 		return nil, err
 	}
 	p := &osShell{cmd: cmd, stdin: stdin, docs: make(chan []byte, 1), killed: make(chan struct{}), diag: &tailBuffer{max: 4096}}
@@ -69,11 +70,11 @@ func (OSShellStarter) Start(lvmPath string, env []string) (ShellProcess, error) 
 	// its own process group: a signal to the plugin's group does not reach it mid-command
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		repR.Close()
-		repW.Close()
+		_ = repR.Close()
+		_ = repW.Close()
 		return nil, fmt.Errorf("starting %s: %w", lvmPath, err)
 	}
-	repW.Close()
+	_ = repW.Close() // the shell has its copy
 	go p.readDocs(repR)
 	go func() { _ = cmd.Wait() }()
 	return p, nil
@@ -112,13 +113,13 @@ func (p *osShell) Diagnostics() string { return p.diag.String() }
 // readDocs splits the report stream into JSON documents until it ends.
 func (p *osShell) readDocs(r *os.File) {
 	defer close(p.docs)
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	dec := json.NewDecoder(r)
 	for {
 		var doc json.RawMessage
 		if err := dec.Decode(&doc); err != nil {
 			if !errors.Is(err, io.EOF) {
-				p.diag.Write([]byte(fmt.Sprintf("\n(report stream: %v)", err)))
+				_, _ = fmt.Fprintf(p.diag, "\n(report stream: %v)", err) // a tailBuffer never fails
 			}
 			return
 		}

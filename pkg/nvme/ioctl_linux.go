@@ -46,7 +46,7 @@ func (IoctlAdmin) AdminCmd(path string, cmd *Command, data []byte) (uint32, erro
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }() // read only
 
 	pc := passthruCmd{
 		opcode:    cmd.Opcode,

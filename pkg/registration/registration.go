@@ -163,7 +163,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if ctx.Err() != nil {
 		<-stopped // the listener is closed and the socket unlinked
 		logger.V(2).Info("Stopped kubelet plugin registration")
-		return nil
+		return nil //nolint:nilerr // Serve's error is its answer to our Stop on ctx's end
 	}
 	srv.Stop()
 	return fmt.Errorf("registration: serving %s: %w", s.socket, err)

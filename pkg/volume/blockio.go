@@ -30,12 +30,12 @@ func (DeviceIO) Copy(ctx context.Context, src, dst string, size uint64) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only
 	out, err := os.OpenFile(dst, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	defer out.Close()
+	defer func() { _ = out.Close() }() // on the error paths; the copy's end closes it and checks
 	buf := make([]byte, copyChunk)
 	var done uint64
 	for done < size {
@@ -57,7 +57,10 @@ func (DeviceIO) Copy(ctx context.Context, src, dst string, size uint64) error {
 		}
 		done += n
 	}
-	return out.Sync()
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return out.Close()
 }
 
 // Zero makes length bytes of dev from offset read as zeros with BLKZEROOUT: the kernel sends
@@ -72,7 +75,7 @@ func (DeviceIO) Zero(ctx context.Context, dev string, offset, length uint64) err
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // on the error paths; the end closes it and checks
 	for done := uint64(0); done < length; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -84,5 +87,8 @@ func (DeviceIO) Zero(ctx context.Context, dev string, offset, length uint64) err
 		}
 		done += n
 	}
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -115,13 +115,13 @@ func (f *fakeLVM) ExtendLVOnto(ctx context.Context, o lvm.ExtendLVOptions) error
 		for _, r := range o.Ranges {
 			for pe := r.First; pe <= r.Last; pe++ {
 				if f.taken(r.PV, pe) {
-					f.log("FAILED %s", call)
+					_ = f.log("FAILED %s", call) // the call is recorded; the lvm error is the answer
 					return &lvm.Error{Kind: lvm.ErrInsufficientSpace, ExitCode: 5, Stderr: "Insufficient free space: 2 extents needed, but only 1 available"}
 				}
 			}
 		}
 		if n*(4<<20) != o.Size-lv.Size {
-			f.log("FAILED %s", call)
+			_ = f.log("FAILED %s", call) // the call is recorded; the lvm error is the answer
 			return &lvm.Error{Kind: lvm.ErrInsufficientSpace, ExitCode: 5, Stderr: "Insufficient free space"}
 		}
 		f.give(o.VG, o.Name, o.Ranges)
@@ -312,7 +312,8 @@ func (f *fakeLVM) ChangeTags(ctx context.Context, vg, name string, add, del []st
 					kept = append(kept, t)
 				}
 			}
-			f.rep.LVs[i].Tags = append(kept, add...)
+			kept = append(kept, add...)
+			f.rep.LVs[i].Tags = kept
 			return f.log("lvchange --addtag %v --deltag %v %s/%s", add, del, vg, name)
 		}
 	}

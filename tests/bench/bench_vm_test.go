@@ -439,8 +439,6 @@ func (b *bench) unstage(id, staging, target string) {
 	}
 }
 
-func lvOf(id string) string { return strings.Split(id, ".")[2] }
-
 // ------------------------------------------------------------------ setup
 
 func requireVM(t *testing.T) {

@@ -164,8 +164,8 @@ func (res Results) WriteFiles(dir string) error {
 			return err
 		}
 		if err := f(tmp); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
 			return err
 		}
 		if err := tmp.Close(); err != nil {

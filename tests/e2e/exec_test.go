@@ -16,10 +16,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	// Not k8s.io/apimachinery/pkg/util/httpstream (deprecated): its UpgradeFailureError is
+	// a type of its own, and client-go's websocket executor returns this package's.
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // ExitError is a command that ran and exited non-zero.

@@ -9,7 +9,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/md5"
+	"crypto/md5" //nolint:gosec // G501: to compare with PostgreSQL's md5() of the rows, not for security
 	"fmt"
 	"os"
 	"sort"
@@ -118,7 +118,7 @@ func (d pgData) Checksum() string {
 		}
 		fmt.Fprintf(&b, "%d:%s-%d", i, d.Token, i)
 	}
-	return fmt.Sprintf("%d|%x", d.Rows, md5.Sum([]byte(b.String())))
+	return fmt.Sprintf("%d|%x", d.Rows, md5.Sum([]byte(b.String()))) //nolint:gosec // G401: PostgreSQL's md5(), a checksum
 }
 
 // pgWrite creates table e2e with rows known rows, checkpoints (everything on the volume),

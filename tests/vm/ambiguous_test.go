@@ -4,6 +4,7 @@ package vm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,7 +73,8 @@ func TestAmbiguousIdentityIsRefused(t *testing.T) {
 	}
 	cli := func(args ...string) (string, int) {
 		out, err := exec.Command(localnvmeBin(t), append([]string{"disks", "--config", cfgFile}, args...)...).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return string(out), ee.ExitCode()
 		} else if err != nil {
 			t.Fatal(err)

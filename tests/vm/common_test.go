@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -141,7 +142,9 @@ func startNodeWith(t testing.TB, o node.Options) (*node.Node, string, *grpc.Clie
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Logf("driver Serve: %v", err)
+		}
 	})
 	return n, sock, conn
 }
@@ -174,7 +177,7 @@ func run(t testing.TB, name string, args ...string) string {
 func blkidType(t testing.TB, dev string) string {
 	t.Helper()
 	out, err := exec.Command("blkid", "-p", "-s", "TYPE", "-o", "value", dev).Output()
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 2 {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == 2 {
 		return ""
 	}
 	if err != nil {

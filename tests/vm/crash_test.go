@@ -165,6 +165,7 @@ func (h *crashHarness) start(armed string) *crashChildProc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//nolint:gosec // G702: re-runs this very test binary as the crash child; the node name is the test's own flag
 	cmd := exec.Command(os.Args[0], "-logtostderr=true", "-v=4", "-node-name="+*nodeName)
 	cmd.Env = append(os.Environ(), crashChildConfigEnv+"="+h.config, crashChildSocketEnv+"="+h.socket(), failpoint.EnvVar+"="+armed)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -403,7 +404,8 @@ func (h *crashHarness) checkLVsAsBefore() {
 func fsUUID(t *testing.T, dev string) string {
 	t.Helper()
 	out, err := exec.Command("blkid", "-p", "-s", "UUID", "-o", "value", dev).Output()
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 2 {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 2 {
 		return ""
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ package vm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,7 +86,8 @@ func TestDisksCLI(t *testing.T) {
 	cli := func(args ...string) (string, int) {
 		cmd := exec.Command(bin, append([]string{"disks", "--config", cfgFile}, args...)...)
 		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return string(out), ee.ExitCode()
 		} else if err != nil {
 			t.Fatalf("running %s: %v", bin, err)

@@ -133,7 +133,7 @@ func TestNVMeIdentityAndHealth(t *testing.T) {
 				t.Errorf("model/firmware = %q/%q, sysfs says %q/%q", ctrl.Model, ctrl.Firmware, ns.Model, ns.Firmware)
 			}
 			if b, err := os.ReadFile(filepath.Join("/sys/class/nvme", ns.Controller, "device", "vendor")); err == nil {
-				if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 16); err == nil && uint16(v) != ctrl.VID {
+				if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 16); err == nil && v != uint64(ctrl.VID) {
 					t.Errorf("VID = %#04x, PCI vendor is %#04x", ctrl.VID, v)
 				}
 			}

@@ -9,11 +9,13 @@ set -u
 mark() { echo "@@NODE $*" >/dev/console; }
 fail() { echo "@@NODE-FAIL $*" >/dev/console; sync; sleep 1; echo o >/proc/sysrq-trigger; sleep 30; }
 nodeenv=""
+# shellcheck disable=SC2013 # the kernel command line is one line of space-separated words
 for a in $(cat /proc/cmdline); do
 	case $a in localnvme.nodeenv=*) nodeenv=${a#localnvme.nodeenv=} ;; esac
 done
 [[ -f $nodeenv ]] || fail "node env $nodeenv missing"
 # NODE_NAME NODE_INDEX NODE_DIR K8S_BIN IMAGES_DIR GUEST_API_IP SERVICE_API_IP POD_CIDR
+# shellcheck source=/dev/null # written per node at run time (node-vm.sh)
 source "$nodeenv"
 mark "boot $NODE_NAME uptime $(cut -d' ' -f1 /proc/uptime)"
 

@@ -8,8 +8,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() { echo "@@NODE-FAIL $*"; sleep 2; poweroff -f; }
+# shellcheck disable=SC2013 # module paths (no spaces), one a line
 for m in $(cat /etc/node-modules); do insmod "$m" || fail "insmod $m"; done
 boot="" kver=""
+# shellcheck disable=SC2013 # the kernel command line is one line of space-separated words
 for a in $(cat /proc/cmdline); do
 	case $a in
 	localnvme.boot=*) boot=${a#localnvme.boot=} ;;

@@ -117,7 +117,7 @@ func usage() {
 }
 
 func build(specPath string) error {
-	raw, err := os.ReadFile(specPath)
+	raw, err := os.ReadFile(specPath) //nolint:gosec // G703: the build spec named on the command line
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func build(specPath string) error {
 	// write next to the target and rename: a reader never sees a half-written archive
 	tmp := s.Out + ".tmp"
 	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", s.Out, err)
 	}
 	if err := os.Rename(tmp, s.Out); err != nil {
@@ -300,7 +300,7 @@ func checkStatic(f string) error {
 	if err != nil {
 		return fmt.Errorf("%s: not an ELF executable: %w", f, err)
 	}
-	defer ef.Close()
+	defer func() { _ = ef.Close() }() // read only
 	if ef.Machine != elf.EM_X86_64 {
 		return fmt.Errorf("%s: built for %v, not x86-64", f, ef.Machine)
 	}
@@ -359,7 +359,7 @@ func inspect(p string, files bool) error {
 				break
 			}
 			if err != nil {
-				rc.Close()
+				_ = rc.Close()
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			n++
@@ -368,7 +368,7 @@ func inspect(p string, files bool) error {
 				fmt.Printf("    %s %8d %s%s\n", os.FileMode(h.Mode).String()[1:], h.Size, filepath.Clean("/"+h.Name), linkSuffix(h))
 			}
 		}
-		rc.Close()
+		_ = rc.Close() // read only: the listing is complete
 		total += sz
 		totalU += usz
 		by := ""
