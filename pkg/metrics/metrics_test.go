@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -315,5 +316,22 @@ func TestUnaryServerInterceptor(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.rpcDuration, "localnvme_rpc_duration_seconds"); n != len(want) {
 		t.Errorf("CollectAndCount = %d, want %d", n, len(want))
+	}
+}
+
+func TestValidLabelsRepairsInvalidUTF8(t *testing.T) {
+	in := []string{"ok", "SN\xff\xfe1", "model"}
+	got := validLabels(in)
+	if got[0] != "ok" || got[1] != "SN\uFFFD1" || got[2] != "model" {
+		t.Fatalf("validLabels(%q) = %q", in, got)
+	}
+	if in[1] != "SN\xff\xfe1" {
+		t.Fatalf("validLabels changed its argument: %q", in)
+	}
+	d := prometheus.NewDesc("x", "x", []string{"a", "b", "c"}, nil)
+	ch := make(chan prometheus.Metric, 1)
+	gauge(ch, d, 1, in...) // panics without the repair
+	if m := <-ch; m == nil {
+		t.Fatal("no metric")
 	}
 }

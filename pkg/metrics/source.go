@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
@@ -140,11 +142,27 @@ func (c *sourceCollector) fail(err error, what string) {
 }
 
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, validLabels(labels)...)
 }
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, validLabels(labels)...)
+}
+
+// validLabels makes every label value valid UTF-8: values come from sysfs and NVMe
+// Identify (serial, model, firmware), which a drive may fill with any bytes, and
+// MustNewConstMetric panics on invalid UTF-8 — one odd drive must not crash every scrape.
+func validLabels(labels []string) []string {
+	for i, l := range labels {
+		if !utf8.ValidString(l) {
+			out := append([]string(nil), labels...)
+			for j := i; j < len(out); j++ {
+				out[j] = strings.ToValidUTF8(out[j], "\ufffd")
+			}
+			return out
+		}
+	}
+	return labels
 }
 
 func boolValue(b bool) float64 {
