@@ -347,7 +347,8 @@ func TestStagingDecisionTable(t *testing.T) {
 		{name: "interrupted mkfs before its superblock: intent, provably blank",
 			setup: func(f *nodeFixture) { f.addTags("lnv.mkfs=ext4") },
 			blkid: []execResult{blank, fsSig("ext4", fresh)}, mkfs: []execResult{{}},
-			calls:   []string{blkidCall, markExt4, mkfsExt4, blkidCall, recordCall("ext4", fresh), mkdirStg, mountExt4},
+			// The intent tag is already there: MarkFormatting keeps it (no lvchange).
+			calls:   []string{blkidCall, mkfsExt4, blkidCall, recordCall("ext4", fresh), mkdirStg, mountExt4},
 			mkfsRan: true, tags: []string{"lnv.fstype=ext4", "lnv.fsuuid=" + fresh}, staged: true},
 		{name: "mkfs fails: the intent stays, nothing recorded or mounted",
 			blkid: []execResult{blank}, mkfs: []execResult{{exit: 1, stderr: "mkfs.ext4: Device size reported to be zero."}},
