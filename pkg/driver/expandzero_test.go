@@ -33,14 +33,7 @@ func (b *recordingBlockIO) Zero(_ context.Context, dev string, offset, length ui
 // onto it; skipping the engine because the size is reached would let the filesystem grow
 // there and the next NodeStage zero it.
 func TestNodeExpandFinishesAnInterruptedZeroing(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-deviceClasses:
-- name: thin
-  volumeGroup: vg-thin
-  type: thin
-  thinPool: {name: pool, overprovisionRatio: 4}
-  devices: [{serial: T0}]
-`))
+	cfg, err := config.Parse([]byte(testConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
