@@ -15,7 +15,6 @@ package chart
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 	"strings"
@@ -106,15 +105,6 @@ func splitDocuments(stream []byte) [][]byte {
 		cur.Write(line)
 	}
 	return append(docs, cur.Bytes())
-}
-
-// ParseReader is Parse of everything r yields.
-func ParseReader(r io.Reader) ([]Object, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(b)
 }
 
 // Compare returns every difference between the kustomize objects (want) and the chart's
