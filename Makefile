@@ -7,7 +7,7 @@ OUT ?= $(CURDIR)/_output
 export OUT
 FUZZTIME ?= 5m
 
-.PHONY: all build lint unit fuzz vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
+.PHONY: all build lint chart unit fuzz vm-test test demo vm-demo vm-smoke bench clean fmt cluster-up cluster-down cluster-install e2e e2e-nodeloss images
 
 all: build
 
@@ -21,6 +21,15 @@ build:
 lint:
 	GO=$(GO) hack/lint.sh
 
+# The Helm chart deploy/helm/localnvme (hack/chart.sh): helm lint --strict and helm template
+# with the default values and each ci/ values file (every option set among them), values it
+# must refuse, and the parity test (tests/chart, build tag chart): the chart's default
+# rendering equals `kustomize build deploy/` object for object and field for field (and the
+# base, with-registrar and monitoring variants theirs). helm and kustomize are pinned in
+# hack/tools.env and built from the Go module proxy into ~/.cache/localnvme/bin on first use.
+chart:
+	GO=$(GO) hack/chart.sh
+
 # Unit tests: pure logic and scripted exec, no devices; with the race detector (cgo).
 # `go test` also runs every fuzz target on its seed corpus; then each target fuzzes for 2 s
 # (~40 s in all with a warm build cache; the first run also builds fuzz-instrumented
@@ -31,6 +40,7 @@ unit:
 	$(GO) vet -tags vmtest,failpoints ./tests/vm/ ./pkg/...
 	$(GO) vet -tags e2e ./tests/e2e/
 	$(GO) vet -tags vmbench ./tests/bench/
+	$(GO) vet -tags chart ./tests/chart/
 	$(GO) test -race ./...
 	GO=$(GO) FUZZTIME=2s hack/fuzz.sh
 	$(GO) test -tags failpoints ./pkg/failpoint/
@@ -46,7 +56,7 @@ vm-test:
 	hack/test-vm.sh
 
 # Everything. Installs what it needs (apt packages, Debian kernel into ~/.cache/localnvme).
-test: lint build unit vm-test
+test: lint chart build unit vm-test
 
 # The main job: the two-node local cluster (each node a VM with emulated NVMe drives),
 # localnvme installed from deploy/, a sample StatefulSet on localnvme volumes, and a table

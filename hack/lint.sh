@@ -5,13 +5,13 @@
 #
 #   gofmt  `gofmt -l` over every .go file (tracked, or new and not ignored) must print nothing
 #   go     golangci-lint (.golangci.yml) over the main module, with the build tags of the
-#          VM, e2e and bench test packages, and over hack/image/tool (its own module)
+#          VM, e2e, bench and chart test packages, and over hack/image/tool (its own module)
 #   shell  shellcheck over every shell script (tracked, or new): *.sh, the files with a sh/bash
 #          shebang (.ci/run, deploy/kubectl-plugin/kubectl-localnvme), and the sourced
 #          hack/cluster/versions.env and hack/tools.env
 #
 # Installs what it needs: golangci-lint (version pinned in hack/tools.env) is built once
-# from the Go module proxy into ${LOCALNVME_CACHE:-$HOME/.cache/localnvme}/bin/
+# from the Go module proxy by hack/tools.sh into ${LOCALNVME_CACHE:-$HOME/.cache/localnvme}/bin/
 # golangci-lint-<version>-<go version>/ (never inside the repo); shellcheck is Debian's
 # package (apt-get install when missing; apt-get update only if that fails).
 set -Eeuo pipefail
@@ -19,10 +19,9 @@ trap 'echo "[lint] ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-# shellcheck source=tools.env
-source "$HERE/tools.env"
-CACHE_ROOT=${LOCALNVME_CACHE:-$HOME/.cache/localnvme}
-BIN_CACHE=$CACHE_ROOT/bin
+# tool_path and the pinned versions (hack/tools.env)
+# shellcheck source=tools.sh
+source "$HERE/tools.sh"
 GO=${GO:-go}
 log() { printf '[lint] %s\n' "$*"; }
 die() { printf '[lint] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -31,31 +30,10 @@ cd "$REPO"
 SUDO=()
 [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
 
-# ensure_golangci_lint prints the path of the pinned golangci-lint, building it first if the
-# cache lacks it. The directory name carries the Go version too: golangci-lint type-checks
-# with the go/types of the toolchain that built it, which must know the module's Go version.
+# ensure_golangci_lint prints the path of the pinned golangci-lint (hack/tools.sh builds it
+# into the cache on first use).
 ensure_golangci_lint() {
-	local gov out t0
-	gov=$(GOTOOLCHAIN=local "$GO" env GOVERSION)
-	out=$BIN_CACHE/golangci-lint-$GOLANGCI_LINT_VERSION-$gov
-	if [[ ! -x $out/golangci-lint ]]; then
-		mkdir -p "$BIN_CACHE"
-		exec 9>"$BIN_CACHE/.lint.lock"
-		flock 9
-		if [[ ! -x $out/golangci-lint ]]; then
-			log "golangci-lint $GOLANGCI_LINT_VERSION: building with $gov from the Go module proxy (cold: a few minutes)" >&2
-			t0=$(date +%s)
-			rm -rf "$out.tmp"
-			mkdir -p "$out.tmp"
-			# Outside any module, so the repo's go.mod plays no part.
-			(cd "$out.tmp" && GOTOOLCHAIN=local GOFLAGS=-trimpath GOBIN="$out.tmp" \
-				"$GO" install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION") >&2
-			mv "$out.tmp" "$out"
-			log "golangci-lint $GOLANGCI_LINT_VERSION: built in $(($(date +%s) - t0)) s" >&2
-		fi
-		exec 9>&-
-	fi
-	printf '%s\n' "$out/golangci-lint"
+	GO=$GO tool_path golangci-lint
 }
 
 ensure_shellcheck() {
@@ -97,7 +75,7 @@ lint_go() {
 	# One run per build-tag set: a tagged test package only exists under its tag, and the
 	# untagged run covers everything else (run.build-tags would apply all tags to all).
 	local run tags pkgs fail=0
-	for run in ":./..." "vmtest:./tests/vm/..." "e2e:./tests/e2e/..." "vmbench:./tests/bench/..."; do
+	for run in ":./..." "vmtest:./tests/vm/..." "e2e:./tests/e2e/..." "vmbench:./tests/bench/..." "chart:./tests/chart/..."; do
 		tags=${run%%:*} pkgs=${run#*:}
 		log "golangci-lint $pkgs${tags:+ (build tag $tags)}"
 		"$bin" run ${tags:+--build-tags "$tags"} "$pkgs" || fail=1
